@@ -1,0 +1,96 @@
+// One zod-parsed configuration for every process. A bad or missing setting stops start-up with
+// a message that names the variable; nothing reads process.env anywhere else.
+import { hostname } from 'node:os';
+import { z } from 'zod';
+
+const intFrom = (min: number, max: number, fallback: number) =>
+  z.coerce.number().int().min(min).max(max).default(fallback);
+
+const envSchema = z.object({
+  NATS_URL: z.string().min(1).default('nats://127.0.0.1:24222'),
+  REDIS_URL: z.string().url().default('redis://127.0.0.1:26379'),
+  DATABASE_URL: z.string().url().default('postgres://peakpay@127.0.0.1:25432/peakpay'),
+  // 32 random bytes, hex: encrypts merchant API secrets at rest (AES-256-GCM).
+  PEAKPAY_MASTER_KEY: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lower-case hex characters (32 bytes)'),
+  // Namespace for stream names, subjects, consumers and Redis keys; tests use a fresh one each.
+  PEAKPAY_NAMESPACE: z.string().regex(/^[a-z][a-z0-9]{0,15}$/, 'must be 1-16 of [a-z0-9], starting with a letter').default('pp'),
+  // Fixed for the life of a deployment: a merchant's shard is hash(merchant_id) % count.
+  PEAKPAY_SHARD_COUNT: intFrom(1, 1024, 16),
+  PEAKPAY_HTTP_HOST: z.string().min(1).default('127.0.0.1'),
+  PEAKPAY_HTTP_PORT: intFrom(0, 65535, 8080),
+  PEAKPAY_INGRESS_DEADLINE_MS: intFrom(50, 30_000, 2000),
+  PEAKPAY_ENGINE_ID: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).default(`${hostname().replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 40)}-${process.pid}`),
+  PEAKPAY_OP_TTL_S: intFrom(3600, 90 * 86400, 7 * 86400),
+  PEAKPAY_ACTOR_BATCH_MAX: intFrom(1, 4096, 256),
+  PEAKPAY_SHARD_INFLIGHT_MAX: intFrom(1, 65536, 2048),
+  PEAKPAY_SETTLEMENT_BATCH_MAX: intFrom(1, 5000, 500),
+  PEAKPAY_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export type Config = {
+  natsUrl: string;
+  redisUrl: string;
+  databaseUrl: string;
+  masterKey: Buffer;
+  namespace: string;
+  shardCount: number;
+  httpHost: string;
+  httpPort: number;
+  ingressDeadlineMs: number;
+  engineId: string;
+  opTtlS: number;
+  actorBatchMax: number;
+  shardInflightMax: number;
+  settlementBatchMax: number;
+  logLevel: z.infer<typeof envSchema>['PEAKPAY_LOG_LEVEL'];
+};
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+export const isConfigError = (err: unknown): err is ConfigError => err instanceof ConfigError;
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  // Empty strings count as unset so that `FOO= npm start` falls back to the default.
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = envSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => {
+      const name = String(i.path[0] ?? '?');
+      return cleaned[name] === undefined ? `${name}: missing (${i.message})` : `${name}: ${i.message}`;
+    });
+    throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
+  }
+  const e = parsed.data;
+  return {
+    natsUrl: e.NATS_URL,
+    redisUrl: e.REDIS_URL,
+    databaseUrl: e.DATABASE_URL,
+    masterKey: Buffer.from(e.PEAKPAY_MASTER_KEY, 'hex'),
+    namespace: e.PEAKPAY_NAMESPACE,
+    shardCount: e.PEAKPAY_SHARD_COUNT,
+    httpHost: e.PEAKPAY_HTTP_HOST,
+    httpPort: e.PEAKPAY_HTTP_PORT,
+    ingressDeadlineMs: e.PEAKPAY_INGRESS_DEADLINE_MS,
+    engineId: e.PEAKPAY_ENGINE_ID,
+    opTtlS: e.PEAKPAY_OP_TTL_S,
+    actorBatchMax: e.PEAKPAY_ACTOR_BATCH_MAX,
+    shardInflightMax: e.PEAKPAY_SHARD_INFLIGHT_MAX,
+    settlementBatchMax: e.PEAKPAY_SETTLEMENT_BATCH_MAX,
+    logLevel: e.PEAKPAY_LOG_LEVEL,
+  };
+}
+
+/** For main modules: print the named problem and exit instead of a stack trace. */
+export function loadConfigOrExit(env: NodeJS.ProcessEnv = process.env): Config {
+  try {
+    return loadConfig(env);
+  } catch (err) {
+    if (!isConfigError(err)) throw err;
+    console.error(`peakpay: ${err.message}`);
+    process.exit(78); // EX_CONFIG
+  }
+}

@@ -1,0 +1,39 @@
+// msgpack on the wire (msgpackr). Plain maps, no records extension, so any msgpack reader can
+// decode our messages. Decoding validates against the zod schema: a message of an unknown
+// version or shape is a ProtocolError, never a half-understood command.
+import { Packr } from 'msgpackr';
+import type { z } from 'zod';
+import { commandSchema, type Command } from './commands.ts';
+import { eventSchema, replySchema, type EngineEvent, type Reply } from './events.ts';
+
+const packr = new Packr({ useRecords: false, int64AsType: 'number', mapsAsObjects: true });
+
+export class ProtocolError extends Error {
+  override name = 'ProtocolError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+export const isProtocolError = (err: unknown): err is ProtocolError => err instanceof ProtocolError;
+
+export const encode = (value: unknown): Uint8Array => packr.pack(value);
+
+function decodeWith<S extends z.ZodType>(schema: S, what: string, bytes: Uint8Array): z.infer<S> {
+  let raw: unknown;
+  try {
+    raw = packr.unpack(bytes);
+  } catch (cause) {
+    throw new ProtocolError(`${what}: not msgpack`, { cause });
+  }
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    throw new ProtocolError(`${what}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  }
+  return parsed.data;
+}
+
+export const decodeCommand = (bytes: Uint8Array): Command => decodeWith(commandSchema, 'command', bytes);
+export const decodeEvent = (bytes: Uint8Array): EngineEvent => decodeWith(eventSchema, 'event', bytes);
+export const decodeReply = (bytes: Uint8Array): Reply => decodeWith(replySchema, 'reply', bytes);
+/** Raw msgpack without validation: for Lua results, which the caller validates itself. */
+export const unpackRaw = (bytes: Uint8Array): unknown => packr.unpack(bytes);

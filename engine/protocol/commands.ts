@@ -1,0 +1,85 @@
+// Commands: what the ingress (and operators) ask the engine to do. One schema, versioned, carried
+// as msgpack on <ns>.cmd.<shard>.<merchant_id>. cmd_id is also the JetStream Nats-Msg-Id and the
+// op id of the money effect, so a duplicate publish or a redelivery is a no-op.
+import { z } from 'zod';
+import { amountSchema, currencySchema } from './money.ts';
+import { safeIdSchema } from './ids.ts';
+import { buyerSchema, metadataSchema, methodSchema, outTradeNoSchema, sceneSchema } from './payment.ts';
+
+export const PROTOCOL_VERSION = 1 as const;
+
+const base = {
+  v: z.literal(PROTOCOL_VERSION),
+  cmd_id: safeIdSchema,
+  merchant_id: safeIdSchema,
+  ts_ms: z.number().int().positive(),
+};
+
+export const HOLD_TTL_S_MAX = 7 * 86400;
+
+export const paymentCreateSchema = z.strictObject({
+  ...base,
+  type: z.literal('payment.create'),
+  payment_id: safeIdSchema,
+  out_trade_no: outTradeNoSchema,
+  amount: amountSchema,
+  currency: currencySchema,
+  method: methodSchema,
+  account_id: safeIdSchema.optional(),
+  capture: z.enum(['manual', 'automatic']),
+  hold_ttl_s: z.number().int().min(1).max(HOLD_TTL_S_MAX),
+  scene: sceneSchema,
+  subject: z.string().max(128).optional(),
+  buyer: buyerSchema.optional(),
+  notify_url: z.string().max(512).optional(),
+  metadata: metadataSchema.optional(),
+});
+
+export const paymentCaptureSchema = z.strictObject({
+  ...base,
+  type: z.literal('payment.capture'),
+  payment_id: safeIdSchema,
+  amount: amountSchema.optional(),
+});
+
+export const paymentCancelSchema = z.strictObject({
+  ...base,
+  type: z.literal('payment.cancel'),
+  payment_id: safeIdSchema,
+});
+
+/** Sent by the engine's own sweeper, through the stream, so an expiry is as durable as a capture. */
+export const paymentExpireSchema = z.strictObject({
+  ...base,
+  type: z.literal('payment.expire'),
+  payment_id: safeIdSchema,
+});
+
+export const accountCreateSchema = z.strictObject({
+  ...base,
+  type: z.literal('account.create'),
+  account_id: safeIdSchema,
+  currency: currencySchema,
+});
+
+/** Operator adjustment: credits a wallet; recorded in the ledger as an adjustment. */
+export const accountCreditSchema = z.strictObject({
+  ...base,
+  type: z.literal('account.credit'),
+  account_id: safeIdSchema,
+  amount: amountSchema,
+  currency: currencySchema,
+  reason: z.string().min(1).max(200),
+});
+
+export const commandSchema = z.discriminatedUnion('type', [
+  paymentCreateSchema,
+  paymentCaptureSchema,
+  paymentCancelSchema,
+  paymentExpireSchema,
+  accountCreateSchema,
+  accountCreditSchema,
+]);
+export type Command = z.infer<typeof commandSchema>;
+export type CommandType = Command['type'];
+export type CommandOf<T extends CommandType> = Extract<Command, { type: T }>;

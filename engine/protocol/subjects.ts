@@ -1,0 +1,39 @@
+// Subjects, streams and consumers, all derived from the namespace and the shard count.
+// Commands:  <ns>.cmd.<shard>.<merchant_id>     stream <NS>_CMD
+// Events:    <ns>.evt.<shard>.<merchant_id>     stream <NS>_EVT
+// Each engine shard consumer filters <ns>.cmd.<shard>.> so one shard is one ordered log.
+
+/** FNV-1a 32-bit: stable across processes and languages, cheap, well spread for short ids. */
+export function fnv1a32(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+export function shardOf(merchantId: string, shardCount: number): number {
+  return fnv1a32(merchantId) % shardCount;
+}
+
+export type Names = ReturnType<typeof names>;
+
+export function names(namespace: string, shardCount: number) {
+  const NS = namespace.toUpperCase();
+  return {
+    shardCount,
+    cmdStream: `${NS}_CMD`,
+    evtStream: `${NS}_EVT`,
+    cmdSubjectAll: `${namespace}.cmd.>`,
+    evtSubjectAll: `${namespace}.evt.>`,
+    cmdSubject: (merchantId: string) => `${namespace}.cmd.${shardOf(merchantId, shardCount)}.${merchantId}`,
+    evtSubject: (merchantId: string) => `${namespace}.evt.${shardOf(merchantId, shardCount)}.${merchantId}`,
+    cmdShardFilter: (shard: number) => `${namespace}.cmd.${shard}.>`,
+    shardConsumer: (shard: number) => `${namespace}-engine-s${shard}`,
+    settlementConsumer: `${namespace}-settlement`,
+    leaseBucket: `${namespace}_shard_leases`,
+    replyPrefix: `${namespace}.reply`,
+    redisPrefix: namespace,
+  };
+}

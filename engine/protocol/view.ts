@@ -1,0 +1,32 @@
+// The engine's raw payment record (Redis hash) as the public Payment object of API.md.
+import { paymentSchema, type Payment } from './payment.ts';
+import type { RawPayment } from '../redis/store.ts';
+
+const iso = (ms: number) => new Date(ms).toISOString();
+const jsonOrNull = (s: string): unknown => (s === '' ? null : JSON.parse(s));
+
+export function toPayment(raw: RawPayment): Payment {
+  return paymentSchema.parse({
+    id: raw.id,
+    merchant_id: raw.merchant_id,
+    out_trade_no: raw.out_trade_no,
+    amount: raw.amount,
+    currency: raw.currency,
+    amount_captured: raw.amount_captured,
+    amount_refunded: raw.amount_refunded,
+    method: raw.method,
+    channel: raw.channel === '' ? null : raw.channel,
+    scene: raw.scene,
+    subject: raw.subject === '' ? null : raw.subject,
+    account_id: raw.account_id === '' ? null : raw.account_id,
+    status: raw.status,
+    failure: raw.failure_code === '' ? null : { code: raw.failure_code, message: raw.failure_message },
+    next_action: raw.status === 'requires_action' ? { type: 'verify' } : null,
+    buyer: jsonOrNull(raw.buyer),
+    metadata: jsonOrNull(raw.metadata),
+    hold_expires_at: raw.hold_expires_at_ms > 0 && raw.status === 'authorized' ? iso(raw.hold_expires_at_ms) : null,
+    created_at: iso(raw.created_at_ms),
+    updated_at: iso(raw.updated_at_ms),
+    version: raw.version,
+  });
+}

@@ -1,0 +1,34 @@
+// Every Redis key of a merchant carries the {merchantId} hash tag, so all of a merchant's keys live
+// in one Redis Cluster slot and each Lua script runs there unchanged. Ids are SAFE_ID-checked
+// before they get here, so they cannot contain '{', '}' or ':'.
+import { SAFE_ID } from '../protocol/ids.ts';
+
+function assertSafe(what: string, id: string): void {
+  if (!SAFE_ID.test(id)) throw new Error(`assertion: ${what} is not a safe id: ${JSON.stringify(id)}`);
+}
+
+export type MerchantKeys = ReturnType<typeof merchantKeys>;
+
+export function merchantKeys(prefix: string, merchantId: string) {
+  assertSafe('merchantId', merchantId);
+  const base = `${prefix}:{${merchantId}}:`;
+  return {
+    base,
+    /** Hash: currency, available, held, credited, captured, created_at_ms. */
+    account: (accountId: string) => (assertSafe('accountId', accountId), `${base}acct:${accountId}`),
+    /** Prefix the Lua scripts append an account id to (same hash tag). */
+    accountPrefix: `${base}acct:`,
+    /** Hash: the payment record (see includes/payment.lua for the fields). */
+    payment: (paymentId: string) => (assertSafe('paymentId', paymentId), `${base}pay:${paymentId}`),
+    /** String: out_trade_no → payment id; no TTL (unique per merchant for ever). */
+    outTradeNo: (outTradeNo: string) => `${base}otn:${outTradeNo}`,
+    /** Sorted set: payment id of each open hold, scored by its deadline (ms). */
+    holdsExpiring: `${base}holds:exp`,
+    /** String: the stored first result of an op (command) id, msgpack; TTL = op retention. */
+    op: (opId: string) => (assertSafe('opId', opId), `${base}op:${opId}`),
+    /** Hash: an ingress idempotency record. */
+    idempotency: (keyHash: string) => `${base}idem:${keyHash}`,
+    /** String: a nonce seen in the last 10 minutes. */
+    nonce: (nonce: string) => `${base}nonce:${nonce}`,
+  };
+}

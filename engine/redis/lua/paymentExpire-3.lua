@@ -1,0 +1,43 @@
+--[[
+  Expire an authorized hold whose deadline has passed (TigerBeetle's timeout): release it in full.
+  Sent by the engine's sweeper through the command stream, so it is ordered with the merchant's
+  other commands and as durable as they are.
+
+  Input:
+    KEYS[1] payment hash   KEYS[2] open holds by deadline   KEYS[3] op record
+    ARGV[1] op TTL (s)   ARGV[2] now (ms)   ARGV[3] account key prefix (pp:{m}:acct:)
+
+  Output: {replayed, msgpack{code, payment?, account?, effects, events}}
+    code 0 expired   -4 payment not found   -5 no longer authorized (resolved first)
+         -9 deadline not reached yet (nothing changed)
+]]
+--@include "includes/common.lua"
+
+local cached = opCached(KEYS[3])
+if cached then return cached end
+
+local nowMs = tonumber(ARGV[2])
+local pay = readPayment(KEYS[1])
+if not pay then
+  return opStore(KEYS[3], ARGV[1], { code = -4, effects = {}, events = {} })
+end
+if pay.status ~= 'authorized' then
+  redis.call('ZREM', KEYS[2], pay.id)
+  return opStore(KEYS[3], ARGV[1], { code = -5, payment = pay, effects = {}, events = {} })
+end
+if nowMs < pay.hold_expires_at_ms then
+  -- Not stored: the sweeper may ask again once the deadline has passed.
+  return {0, cmsgpack.pack({ code = -9, payment = pay, effects = {}, events = {} })}
+end
+
+local acctKey = ARGV[3] .. pay.account_id
+local acct = readAccount(acctKey)
+local hold = pay.hold_amount
+releaseHold(acctKey, acct, hold)
+redis.call('ZREM', KEYS[2], pay.id)
+touchPayment(KEYS[1], pay, nowMs, { status = 'expired', hold_amount = 0 })
+
+return opStore(KEYS[3], ARGV[1], {
+  code = 0, payment = pay, account = accountView(pay.account_id, acct),
+  effects = { { 'release', hold } }, events = { 'payment.expired' },
+})

@@ -1,0 +1,103 @@
+// Writes a batch of events into Postgres in one transaction, idempotently on the event id:
+// events first (ON CONFLICT DO NOTHING RETURNING id), then postings, accounts and payment rows
+// only for the events that were new. A redelivered batch changes nothing.
+import type pg from 'pg';
+import type { EngineEvent } from '../protocol/events.ts';
+import { isBalanced } from '../ledger/postings.ts';
+
+export type StoredEvent = { seq: number; event: EngineEvent };
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+export async function writeEvents(pool: pg.Pool, batch: readonly StoredEvent[]): Promise<{ inserted: number }> {
+  if (batch.length === 0) return { inserted: 0 };
+  for (const { event } of batch) {
+    if (!isBalanced(event.postings)) throw new Error(`assertion: unbalanced postings in ${event.id}`);
+  }
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const eventRows = batch.map(({ seq, event: e }) => ({
+      id: e.id, stream_seq: seq, merchant_id: e.merchant_id, type: e.type, cmd_id: e.cmd_id,
+      payment_id: e.payment?.id ?? null, account_id: e.account?.account_id ?? e.payment?.account_id ?? null,
+      occurred_at: iso(e.ts_ms), body: e,
+    }));
+    const res = await client.query<{ id: string }>(
+      `INSERT INTO events (id, stream_seq, merchant_id, type, cmd_id, payment_id, account_id, occurred_at, body)
+       SELECT id, stream_seq, merchant_id, type, cmd_id, payment_id, account_id, occurred_at, body
+       FROM jsonb_to_recordset($1::jsonb) AS x(id text, stream_seq bigint, merchant_id text, type text, cmd_id text,
+            payment_id text, account_id text, occurred_at timestamptz, body jsonb)
+       ON CONFLICT (id) DO NOTHING RETURNING id`,
+      [JSON.stringify(eventRows)],
+    );
+    const fresh = new Set(res.rows.map((r) => r.id));
+    const events = batch.map((b) => b.event).filter((e) => fresh.has(e.id));
+
+    const postings = events.flatMap((e) =>
+      e.postings.map((p) => ({
+        event_id: e.id, merchant_id: e.merchant_id, ledger_account: p.ledger_account, currency: p.currency,
+        amount: p.amount, kind: p.kind, memo: e.memo, created_at: iso(e.ts_ms),
+      })),
+    );
+    if (postings.length > 0) {
+      await client.query(
+        `INSERT INTO postings (event_id, merchant_id, ledger_account, currency, amount, kind, memo, created_at)
+         SELECT event_id, merchant_id, ledger_account, currency, amount, kind, memo, created_at
+         FROM jsonb_to_recordset($1::jsonb) AS x(event_id text, merchant_id text, ledger_account text, currency text,
+              amount bigint, kind text, memo text, created_at timestamptz)`,
+        [JSON.stringify(postings)],
+      );
+    }
+
+    const accounts = events
+      .filter((e) => e.type === 'account.created' && e.account)
+      .map((e) => ({ merchant_id: e.merchant_id, account_id: e.account?.account_id, currency: e.account?.currency, created_at: iso(e.ts_ms) }));
+    if (accounts.length > 0) {
+      await client.query(
+        `INSERT INTO accounts (merchant_id, account_id, currency, created_at)
+         SELECT merchant_id, account_id, currency, created_at
+         FROM jsonb_to_recordset($1::jsonb) AS x(merchant_id text, account_id text, currency text, created_at timestamptz)
+         ON CONFLICT DO NOTHING`,
+        [JSON.stringify(accounts)],
+      );
+    }
+
+    // One row per payment: the highest version in this batch (an upsert may not touch a row twice).
+    const latest = new Map<string, NonNullable<EngineEvent['payment']>>();
+    for (const e of events) {
+      const p = e.payment;
+      if (p && (latest.get(p.id)?.version ?? 0) < p.version) latest.set(p.id, p);
+    }
+    if (latest.size > 0) {
+      const rows = [...latest.values()].map((p) => ({
+        id: p.id, merchant_id: p.merchant_id, out_trade_no: p.out_trade_no, amount: p.amount, currency: p.currency,
+        amount_captured: p.amount_captured, amount_refunded: p.amount_refunded, method: p.method, channel: p.channel,
+        scene: p.scene, subject: p.subject, account_id: p.account_id, status: p.status,
+        failure_code: p.failure?.code ?? null, failure_message: p.failure?.message ?? null,
+        buyer: p.buyer, metadata: p.metadata, hold_expires_at: p.hold_expires_at,
+        created_at: p.created_at, updated_at: p.updated_at, version: p.version,
+      }));
+      await client.query(
+        `INSERT INTO payments AS p (id, merchant_id, out_trade_no, amount, currency, amount_captured, amount_refunded, method,
+            channel, scene, subject, account_id, status, failure_code, failure_message, buyer, metadata, hold_expires_at,
+            created_at, updated_at, version)
+         SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(id text, merchant_id text, out_trade_no text, amount bigint,
+            currency text, amount_captured bigint, amount_refunded bigint, method text, channel text, scene text, subject text,
+            account_id text, status text, failure_code text, failure_message text, buyer jsonb, metadata jsonb,
+            hold_expires_at timestamptz, created_at timestamptz, updated_at timestamptz, version integer)
+         ON CONFLICT (id) DO UPDATE SET amount_captured = EXCLUDED.amount_captured, amount_refunded = EXCLUDED.amount_refunded,
+            status = EXCLUDED.status, failure_code = EXCLUDED.failure_code, failure_message = EXCLUDED.failure_message,
+            hold_expires_at = EXCLUDED.hold_expires_at, updated_at = EXCLUDED.updated_at, version = EXCLUDED.version
+         WHERE p.version < EXCLUDED.version`,
+        [JSON.stringify(rows)],
+      );
+    }
+    await client.query('COMMIT');
+    return { inserted: events.length };
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+}

@@ -1,0 +1,30 @@
+// One command → one Lua call. Must issue the Redis command synchronously (before any await) so
+// that a batch issued in one loop keeps its order on the wire.
+import type { Command } from '../protocol/commands.ts';
+import type { MoneyStore } from '../redis/store.ts';
+import { outcomeOf, refusal, type Outcome } from './outcome.ts';
+
+export function applyCommand(store: MoneyStore, cmd: Command, nowMs: number): Promise<Outcome> | Outcome {
+  switch (cmd.type) {
+    case 'payment.create':
+      if (cmd.method !== 'balance') {
+        return refusal(cmd, 'payment.method_unavailable', `method ${cmd.method} is not enabled for this merchant`);
+      }
+      if (cmd.account_id === undefined) return refusal(cmd, 'validation.failed', 'account_id is required for method balance');
+      return store.createPayment(cmd, nowMs).then((r) => outcomeOf(cmd, r, nowMs));
+    case 'payment.capture':
+      return store.capturePayment(cmd, nowMs).then((r) => outcomeOf(cmd, r, nowMs));
+    case 'payment.cancel':
+      return store.cancelPayment(cmd, nowMs).then((r) => outcomeOf(cmd, r, nowMs));
+    case 'payment.expire':
+      return store.expirePayment(cmd, nowMs).then((r) => outcomeOf(cmd, r, nowMs));
+    case 'account.create':
+      return store.createAccount(cmd, nowMs).then((r) => outcomeOf(cmd, r, nowMs));
+    case 'account.credit':
+      return store.creditAccount(cmd, nowMs).then((r) => outcomeOf(cmd, r, nowMs));
+    default: {
+      const never: never = cmd;
+      throw new Error(`assertion: unhandled command ${JSON.stringify(never)}`);
+    }
+  }
+}

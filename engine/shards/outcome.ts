@@ -1,0 +1,76 @@
+// From a command and the Lua result it produced to the events to publish and the reply to send.
+// Pure and deterministic: a replayed result yields the same event ids, so a re-publish after a
+// crash is deduplicated by JetStream (Nats-Msg-Id) and by the settlement consumer (event id).
+import type { Command } from '../protocol/commands.ts';
+import { PROTOCOL_VERSION } from '../protocol/commands.ts';
+import type { EngineEvent, Reply } from '../protocol/events.ts';
+import type { Currency } from '../protocol/money.ts';
+import { toPayment } from '../protocol/view.ts';
+import { postingsFor } from '../ledger/postings.ts';
+import { SCRIPT_ERROR_CODE, ScriptCode } from '../redis/errors.ts';
+import type { ScriptResult } from '../redis/store.ts';
+
+export type Outcome = { events: EngineEvent[]; reply: Reply };
+
+export const eventId = (cmdId: string, index: number) => `evt_${cmdId}_${index}`;
+
+/** A refusal decided before any script ran (nothing changed, nothing to publish). */
+export function refusal(cmd: Command, code: string, message: string): Outcome {
+  return {
+    events: [],
+    reply: { v: PROTOCOL_VERSION, cmd_id: cmd.cmd_id, ok: false, replayed: false, code, message, payment_id: null },
+  };
+}
+
+function accountIdOf(cmd: Command, result: ScriptResult): string | null {
+  if (cmd.type === 'account.create' || cmd.type === 'account.credit') return cmd.account_id;
+  return result.payment?.account_id || result.account?.account_id || null;
+}
+
+function memoOf(cmd: Command): string | null {
+  return cmd.type === 'account.credit' ? cmd.reason : null;
+}
+
+export function outcomeOf(cmd: Command, result: ScriptResult, nowMs: number): Outcome {
+  const payment = result.payment ? toPayment(result.payment) : null;
+  const currency = (payment?.currency ?? result.account?.currency ?? null) as Currency | null;
+  const accountId = accountIdOf(cmd, result);
+  if (result.effects.length > 0 && (result.events.length === 0 || currency === null || accountId === null)) {
+    throw new Error(`assertion: money effect without event, currency or account for ${cmd.cmd_id}`);
+  }
+  const postings = result.effects.length > 0 ? postingsFor(accountId as string, currency as Currency, result.effects) : [];
+  const tsMs = result.payment?.updated_at_ms ?? nowMs;
+  const last = result.events.length - 1;
+  const events: EngineEvent[] = result.events.map((type, i) => ({
+    v: PROTOCOL_VERSION,
+    id: eventId(cmd.cmd_id, i),
+    type,
+    merchant_id: cmd.merchant_id,
+    cmd_id: cmd.cmd_id,
+    ts_ms: tsMs,
+    payment,
+    account: result.account,
+    postings: i === last ? postings : [],
+    memo: memoOf(cmd),
+  }));
+
+  if (result.code === ScriptCode.Ok) {
+    return {
+      events,
+      reply: { v: PROTOCOL_VERSION, cmd_id: cmd.cmd_id, ok: true, replayed: result.replayed, payment, account: result.account },
+    };
+  }
+  const err = SCRIPT_ERROR_CODE[result.code];
+  return {
+    events,
+    reply: {
+      v: PROTOCOL_VERSION,
+      cmd_id: cmd.cmd_id,
+      ok: false,
+      replayed: result.replayed,
+      code: err.code,
+      message: err.message,
+      payment_id: result.existing ?? payment?.id ?? null,
+    },
+  };
+}

@@ -1,0 +1,60 @@
+// JetStream topology, created idempotently at start-up by every process that needs it.
+//   <NS>_CMD  commands, file storage, dedup window 2 min (Nats-Msg-Id = cmd_id), kept 7 days
+//   <NS>_EVT  events,   file storage, dedup window 2 min (Nats-Msg-Id = event id), kept 30 days
+// One durable pull consumer per shard on <NS>_CMD, one for the settlement consumer on <NS>_EVT.
+import { AckPolicy, DeliverPolicy, DiscardPolicy, RetentionPolicy, StorageType, type JetStreamManager } from '@nats-io/jetstream';
+import { nanos } from '@nats-io/transport-node';
+import type { Names } from './protocol/subjects.ts';
+
+const DAY_MS = 86_400_000;
+export const DUPLICATE_WINDOW_MS = 120_000;
+export const ACK_WAIT_MS = 30_000;
+
+async function upsertStream(jsm: JetStreamManager, name: string, subject: string, maxAgeMs: number): Promise<void> {
+  const config = {
+    name,
+    subjects: [subject],
+    storage: StorageType.File,
+    retention: RetentionPolicy.Limits,
+    discard: DiscardPolicy.Old,
+    max_age: nanos(maxAgeMs),
+    duplicate_window: nanos(DUPLICATE_WINDOW_MS),
+    num_replicas: 1,
+  };
+  try {
+    await jsm.streams.info(name);
+    await jsm.streams.update(name, config);
+  } catch (err) {
+    if (!String((err as Error).message).includes('not found')) throw err;
+    await jsm.streams.add(config);
+  }
+}
+
+export async function ensureStreams(jsm: JetStreamManager, n: Names): Promise<void> {
+  await upsertStream(jsm, n.cmdStream, n.cmdSubjectAll, 7 * DAY_MS);
+  await upsertStream(jsm, n.evtStream, n.evtSubjectAll, 30 * DAY_MS);
+}
+
+export async function ensureShardConsumer(jsm: JetStreamManager, n: Names, shard: number, maxAckPending: number): Promise<void> {
+  await jsm.consumers.add(n.cmdStream, {
+    durable_name: n.shardConsumer(shard),
+    filter_subject: n.cmdShardFilter(shard),
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+    ack_wait: nanos(ACK_WAIT_MS),
+    max_ack_pending: maxAckPending,
+    max_deliver: -1,
+  });
+}
+
+export async function ensureSettlementConsumer(jsm: JetStreamManager, n: Names, maxAckPending: number): Promise<void> {
+  await jsm.consumers.add(n.evtStream, {
+    durable_name: n.settlementConsumer,
+    filter_subject: n.evtSubjectAll,
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+    ack_wait: nanos(ACK_WAIT_MS),
+    max_ack_pending: maxAckPending,
+    max_deliver: -1,
+  });
+}

@@ -1,0 +1,28 @@
+// Merchant authentication (API.md): scheme, merchant, timestamp window, HMAC in constant time,
+// and only then the nonce (so a forged request cannot burn a real client's nonce).
+import type { FastifyRequest } from 'fastify';
+import type { Merchant } from '../engine/merchants/index.ts';
+import { merchantKeys } from '../engine/redis/keys.ts';
+import { ApiError, type ErrorCode } from './errors.ts';
+import type { IngressContext } from './context.ts';
+import { NONCE_TTL_S, parseAuthorization, sign, signatureMatches, timestampInWindow } from './signature.ts';
+
+export async function authenticate(ctx: IngressContext, req: FastifyRequest): Promise<Merchant> {
+  const fail = (code: ErrorCode, detail?: string): never => {
+    ctx.metrics.authFailures.labels(code).inc();
+    throw new ApiError(code, detail);
+  };
+  const header = req.headers.authorization;
+  if (!header) return fail('auth.missing');
+  const params = parseAuthorization(header);
+  if (!params) return fail('auth.malformed', 'expected PEAKPAY-HMAC-SHA256 merchant_id="…",timestamp="…",nonce="…",signature="…"');
+  const merchant = await ctx.merchants.get(params.merchant_id);
+  if (!merchant) return fail('auth.unknown_merchant');
+  if (!timestampInWindow(params.timestamp, Date.now())) return fail('auth.timestamp_out_of_window', 'timestamp must be within 300 s of the server clock');
+  const expected = sign(merchant.secret, req.method, req.url, params.timestamp, params.nonce, req.rawBody);
+  if (!signatureMatches(expected, params.signature)) return fail('auth.invalid_signature');
+  const fresh = await ctx.redis.set(merchantKeys(ctx.names.redisPrefix, merchant.id).nonce(params.nonce), '1', 'EX', NONCE_TTL_S, 'NX');
+  if (fresh !== 'OK') return fail('auth.nonce_reused');
+  if (merchant.status !== 'active') return fail('auth.merchant_disabled');
+  return merchant;
+}

@@ -1,0 +1,36 @@
+// What the routes need, built once per server. No business logic lives in the ingress: it
+// authenticates, validates, deduplicates, publishes a command, waits briefly, and replies.
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { JetStreamManager } from '@nats-io/jetstream';
+import type { Redis } from 'ioredis';
+import type pg from 'pg';
+import type { Logger } from 'pino';
+import type { CommandClient } from '../engine/client/index.ts';
+import type { Config } from '../engine/config.ts';
+import type { MerchantDirectory, Merchant } from '../engine/merchants/index.ts';
+import type { Names } from '../engine/protocol/subjects.ts';
+import type { MoneyStore } from '../engine/redis/store.ts';
+import type { IdempotencyStore } from './idempotency.ts';
+import type { IngressMetrics } from './metrics.ts';
+
+export type IngressContext = {
+  config: Config;
+  names: Names;
+  nc: NatsConnection;
+  jsm: JetStreamManager;
+  redis: Redis;
+  pool: pg.Pool;
+  client: CommandClient;
+  merchants: MerchantDirectory;
+  store: MoneyStore;
+  idempotency: IdempotencyStore;
+  metrics: IngressMetrics;
+  log: Logger;
+};
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    merchant: Merchant | null;
+    rawBody: Buffer;
+  }
+}

@@ -1,0 +1,90 @@
+// Small helpers shared by the routes: JSON bodies, zod validation into our error shape, and the
+// idempotent POST wrapper.
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { z } from 'zod';
+import { isEngineUnavailableError } from '../engine/client/index.ts';
+import type { Merchant } from '../engine/merchants/index.ts';
+import { ApiError, problemOf, type ErrorCode } from './errors.ts';
+import type { IngressContext } from './context.ts';
+import { derivedId, fingerprint, type StoredResponse } from './idempotency.ts';
+import { idempotencyKeySchema } from './schemas.ts';
+
+export type HttpResult = StoredResponse;
+
+export function jsonResult(status: number, body: unknown, headers: Record<string, string> = {}): HttpResult {
+  return { status, headers: { 'content-type': 'application/json; charset=utf-8', ...headers }, body: JSON.stringify(body) };
+}
+
+export function problemResult(err: ApiError, requestId: string): HttpResult {
+  return {
+    status: err.status,
+    headers: { 'content-type': 'application/problem+json; charset=utf-8' },
+    body: JSON.stringify(problemOf(err, requestId)),
+  };
+}
+
+export function errorResult(code: ErrorCode, detail: string, requestId: string, extra?: Record<string, unknown>): HttpResult {
+  return problemResult(new ApiError(code, detail, extra ? { extra } : {}), requestId);
+}
+
+export function send(reply: FastifyReply, r: HttpResult, extraHeaders: Record<string, string> = {}): FastifyReply {
+  return reply.code(r.status).headers({ ...r.headers, ...extraHeaders }).send(r.body);
+}
+
+/** Parses the raw body as JSON (empty = {}) and validates it; errors are 400 with field paths. */
+export function parseBody<S extends z.ZodType>(req: FastifyRequest, schema: S): z.infer<S> {
+  let json: unknown = {};
+  if (req.rawBody.length > 0) {
+    try {
+      json = JSON.parse(req.rawBody.toString('utf8'));
+    } catch {
+      throw new ApiError('request.malformed_json', 'the body is not valid JSON');
+    }
+  }
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) {
+    const errors = parsed.error.issues.map((i) => ({
+      path: i.path.join('.') || '(body)',
+      message: i.code === 'unrecognized_keys' ? `unknown field(s): ${i.keys.join(', ')}` : i.message,
+    }));
+    throw new ApiError('validation.failed', 'the request body is invalid', { errors });
+  }
+  return parsed.data;
+}
+
+export type DerivedIds = { cmdId: string; derive: (prefix: string) => string };
+
+/**
+ * Runs a POST once per Idempotency-Key. `run` must return the complete response; it is stored
+ * (24 h) and replayed byte for byte. Call it only after validation: validation failures are not stored.
+ */
+export async function idempotent(
+  ctx: IngressContext,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  merchant: Merchant,
+  run: (ids: DerivedIds) => Promise<HttpResult>,
+): Promise<FastifyReply> {
+  const key = req.headers['idempotency-key'];
+  if (key === undefined) throw new ApiError('idempotency.key_missing');
+  if (typeof key !== 'string' || !idempotencyKeySchema.safeParse(key).success) throw new ApiError('idempotency.key_invalid');
+  const fp = fingerprint(req.method, req.url, req.rawBody);
+  const claim = await ctx.idempotency.begin(merchant.id, key, fp);
+  if (claim.state === 'mismatch') throw new ApiError('idempotency.key_reused', 'this Idempotency-Key was used with a different request');
+  if (claim.state === 'in_progress') throw new ApiError('idempotency.in_progress', 'retry once the first request has finished');
+  if (claim.state === 'done') return send(reply, claim.response, { 'idempotent-replayed': 'true' });
+
+  let result: HttpResult;
+  try {
+    result = await run({ cmdId: derivedId('cmd', merchant.id, key, fp), derive: (p) => derivedId(p, merchant.id, key, fp) });
+  } catch (err) {
+    if (isEngineUnavailableError(err)) {
+      await ctx.idempotency.retryable(merchant.id, key);
+      throw new ApiError('engine.unavailable', 'the engine could not be reached; nothing was done, retry with the same key', { cause: err });
+    }
+    await ctx.idempotency.release(merchant.id, key);
+    throw err;
+  }
+  await ctx.idempotency.finish(merchant.id, key, result);
+  return send(reply, result);
+}

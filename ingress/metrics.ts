@@ -1,0 +1,33 @@
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export function ingressMetrics(registry = new Registry()) {
+  collectDefaultMetrics({ register: registry });
+  return {
+    registry,
+    requests: new Counter({
+      name: 'peakpay_http_requests_total',
+      help: 'HTTP requests by route and status',
+      labelNames: ['route', 'status'] as const,
+      registers: [registry],
+    }),
+    latency: new Histogram({
+      name: 'peakpay_http_request_duration_seconds',
+      help: 'HTTP request latency by route',
+      labelNames: ['route'] as const,
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5],
+      registers: [registry],
+    }),
+    authFailures: new Counter({
+      name: 'peakpay_auth_failures_total',
+      help: 'Rejected merchant calls by error code',
+      labelNames: ['code'] as const,
+      registers: [registry],
+    }),
+    engineTimeouts: new Counter({
+      name: 'peakpay_ingress_engine_timeouts_total',
+      help: 'Requests answered 202 because the engine did not decide within the deadline',
+      registers: [registry],
+    }),
+  };
+}
+export type IngressMetrics = ReturnType<typeof ingressMetrics>;

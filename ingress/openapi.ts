@@ -1,0 +1,93 @@
+// /openapi.json, generated from the same zod schemas that validate requests and responses.
+import { z } from 'zod';
+import { paymentSchema } from '../engine/protocol/payment.ts';
+import { accountSnapshotSchema } from '../engine/protocol/events.ts';
+import { ERRORS } from './errors.ts';
+import { capturePaymentBody, createAccountBody, createPaymentBody } from './schemas.ts';
+
+const schema = (s: z.ZodType) => z.toJSONSchema(s, { io: 'input', unrepresentable: 'any' });
+const json = (s: z.ZodType) => ({ content: { 'application/json': { schema: schema(s) } } });
+const problem = { content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } };
+
+const errorsFor = (...codes: (keyof typeof ERRORS)[]) => {
+  const out: Record<string, unknown> = {};
+  for (const c of codes) {
+    const status = String(ERRORS[c].status);
+    const prev = (out[status] as { description: string } | undefined)?.description;
+    out[status] = { description: prev ? `${prev}, ${c}` : c, ...problem };
+  }
+  return out;
+};
+
+const AUTH_ERRORS = ['auth.missing', 'auth.malformed', 'auth.unknown_merchant', 'auth.invalid_signature', 'auth.timestamp_out_of_window', 'auth.nonce_reused'] as const;
+const POST_ERRORS = [...AUTH_ERRORS, 'request.malformed_json', 'request.too_large', 'validation.failed', 'idempotency.key_missing', 'idempotency.key_reused', 'idempotency.in_progress', 'engine.unavailable'] as const;
+
+export function openApiDocument() {
+  const paymentResponse = (description: string) => ({ description, ...json(paymentSchema) });
+  const idempotencyKey = { name: 'Idempotency-Key', in: 'header', required: true, schema: { type: 'string', minLength: 1, maxLength: 255 } };
+  const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
+  return {
+    openapi: '3.1.0',
+    info: { title: 'peakpay API', version: '1.0.0', description: 'Money is integer minor units with an ISO 4217 currency. See API.md.' },
+    components: {
+      securitySchemes: { peakpayHmac: { type: 'apiKey', in: 'header', name: 'Authorization', description: 'PEAKPAY-HMAC-SHA256 merchant_id,timestamp,nonce,signature' } },
+      schemas: {
+        Problem: {
+          type: 'object',
+          required: ['type', 'title', 'status', 'code', 'detail', 'request_id', 'errors'],
+          properties: {
+            type: { type: 'string' }, title: { type: 'string' }, status: { type: 'integer' },
+            code: { type: 'string', enum: Object.keys(ERRORS) }, detail: { type: 'string' }, request_id: { type: 'string' },
+            errors: { type: 'array', items: { type: 'object', properties: { path: { type: 'string' }, message: { type: 'string' } } } },
+          },
+        },
+      },
+    },
+    security: [{ peakpayHmac: [] }],
+    paths: {
+      '/v1/payments': {
+        post: {
+          summary: 'Create a payment', parameters: [idempotencyKey], requestBody: { required: true, ...json(createPaymentBody) },
+          responses: {
+            201: paymentResponse('Decided: authorized, succeeded, requires_action or failed (risk refusal, insufficient funds)'),
+            202: paymentResponse('Not decided within the deadline: status processing; poll Location or wait for the webhook'),
+            ...errorsFor(...POST_ERRORS, 'validation.amount_above_maximum', 'payment.duplicate_out_trade_no', 'account.not_found', 'account.currency_mismatch', 'payment.method_unavailable'),
+          },
+        },
+        get: {
+          summary: 'Find a payment by out_trade_no',
+          parameters: [{ name: 'out_trade_no', in: 'query', required: true, schema: { type: 'string' } }],
+          responses: { 200: paymentResponse('The payment'), ...errorsFor(...AUTH_ERRORS, 'validation.failed', 'payment.not_found') },
+        },
+      },
+      '/v1/payments/{id}': {
+        get: { summary: 'Read a payment', parameters: [idParam], responses: { 200: paymentResponse('The payment'), ...errorsFor(...AUTH_ERRORS, 'payment.not_found') } },
+      },
+      '/v1/payments/{id}/capture': {
+        post: {
+          summary: 'Capture an authorized payment, in full or in part (the rest of the hold is released)',
+          parameters: [idParam, idempotencyKey], requestBody: { required: false, ...json(capturePaymentBody) },
+          responses: { 200: paymentResponse('Captured'), 202: paymentResponse('Not decided within the deadline'), ...errorsFor(...POST_ERRORS, 'payment.not_found', 'payment.invalid_transition') },
+        },
+      },
+      '/v1/payments/{id}/cancel': {
+        post: {
+          summary: 'Cancel: void a hold or close an unpaid channel order', parameters: [idParam, idempotencyKey],
+          responses: { 200: paymentResponse('Canceled'), 202: paymentResponse('Not decided within the deadline'), ...errorsFor(...POST_ERRORS, 'payment.not_found', 'payment.invalid_transition') },
+        },
+      },
+      '/v1/accounts': {
+        post: {
+          summary: 'Open a wallet account', parameters: [idempotencyKey], requestBody: { required: true, ...json(createAccountBody) },
+          responses: { 201: { description: 'The account', ...json(accountSnapshotSchema) }, ...errorsFor(...POST_ERRORS, 'account.exists') },
+        },
+      },
+      '/v1/accounts/{id}': {
+        get: { summary: 'Read a wallet balance', parameters: [idParam], responses: { 200: { description: 'The account', ...json(accountSnapshotSchema) }, ...errorsFor(...AUTH_ERRORS, 'account.not_found') } },
+      },
+      '/healthz': { get: { security: [], summary: 'Process alive', responses: { 200: { description: 'ok' } } } },
+      '/readyz': { get: { security: [], summary: 'NATS and Redis reachable, engine consuming', responses: { 200: { description: 'ready' }, 503: { description: 'not ready' } } } },
+      '/metrics': { get: { security: [], summary: 'Prometheus metrics', responses: { 200: { description: 'text exposition format' } } } },
+    },
+  };
+}

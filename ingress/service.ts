@@ -1,0 +1,46 @@
+// The ingress process: connections, context, server. Used by ingress/main.ts and by tests.
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import type pg from 'pg';
+import { CommandClient } from '../engine/client/index.ts';
+import type { Config } from '../engine/config.ts';
+import { connectNats, connectRedis, logger, pgPool } from '../engine/infra.ts';
+import { MerchantDirectory } from '../engine/merchants/index.ts';
+import { names } from '../engine/protocol/subjects.ts';
+import { MoneyStore } from '../engine/redis/store.ts';
+import { ensureStreams } from '../engine/streams.ts';
+import type { IngressContext } from './context.ts';
+import { IdempotencyStore } from './idempotency.ts';
+import { ingressMetrics } from './metrics.ts';
+import { buildServer } from './server.ts';
+
+export async function startIngress(config: Config, opts: { pool?: pg.Pool; listen?: boolean } = {}) {
+  const log = logger(config, 'ingress');
+  const n = names(config.namespace, config.shardCount);
+  const nc = await connectNats(config, 'ingress');
+  const jsm = await jetstreamManager(nc);
+  await ensureStreams(jsm, n);
+  const redis = connectRedis(config, 'ingress');
+  const pool = opts.pool ?? pgPool(config, 8);
+  const client = new CommandClient(nc, jetstream(nc), n);
+  client.start();
+  const ctx: IngressContext = {
+    config, names: n, nc, jsm, redis, pool, client, log,
+    merchants: new MerchantDirectory(pool, config.masterKey),
+    store: new MoneyStore(redis, { prefix: n.redisPrefix, opTtlS: config.opTtlS }),
+    idempotency: new IdempotencyStore(redis, n.redisPrefix),
+    metrics: ingressMetrics(),
+  };
+  const app = await buildServer(ctx);
+  if (opts.listen !== false) await app.listen({ host: config.httpHost, port: config.httpPort });
+  return {
+    app,
+    ctx,
+    async stop(): Promise<void> {
+      await app.close();
+      client.stop();
+      await nc.drain().catch(() => undefined);
+      redis.disconnect();
+      if (!opts.pool) await pool.end();
+    },
+  };
+}

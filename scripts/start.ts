@@ -1,0 +1,112 @@
+// `npm start`: the whole thing, locally, in the foreground.
+//   1. the stack (nats-server with JetStream, redis-server with AOF, PostgreSQL) — reused if running
+//   2. migrations, JetStream streams
+//   3. engine, settlement consumer and ingress as three processes
+//   4. a demo merchant with a funded wallet, written to .data/demo-merchant.json
+// Ctrl-C stops the three processes, then exactly the servers this run started.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { loadConfigOrExit } from '../engine/config.ts';
+import { connectNats } from '../engine/infra.ts';
+import { findMerchant, createMerchant } from '../engine/merchants/index.ts';
+import { names } from '../engine/protocol/subjects.ts';
+import { ensureStreams } from '../engine/streams.ts';
+import { DATA_DIR, PROJECT_ROOT, localEnv } from './local-env.ts';
+import { migrate } from './migrate.ts';
+import { createAccount, creditAccount, opsSession } from './ops.ts';
+import { stackDown, stackUp } from './stack.ts';
+
+const DEMO_FILE = join(DATA_DIR, 'demo-merchant.json');
+const DEMO_ACCOUNT = 'acc_demo';
+const DEMO_FLOAT_FEN = 1_000_000; // 10,000.00 CNY
+const READY_WAIT_MS_MAX = 30_000;
+const CHILD_STOP_MS_MAX = 10_000;
+
+const say = (line: string) => console.log(`[peakpay] ${line}`);
+
+const stack = await stackUp({ log: say });
+const env = localEnv({ ...process.env, NATS_URL: stack.natsUrl, REDIS_URL: stack.redisUrl, DATABASE_URL: stack.databaseUrl });
+const config = loadConfigOrExit(env);
+await migrate(config.databaseUrl, say);
+{
+  const nc = await connectNats(config, 'start');
+  await ensureStreams(await jetstreamManager(nc), names(config.namespace, config.shardCount));
+  await nc.close();
+}
+
+const children = new Map<string, ChildProcess>();
+let stopping = false;
+
+function run(name: string, entry: string): void {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, entry)], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+  children.set(name, child);
+  child.on('exit', (code, signal) => {
+    children.delete(name);
+    if (!stopping) {
+      say(`${name} exited (${signal ?? code}); stopping everything`);
+      void shutdown(1);
+    }
+  });
+}
+
+async function shutdown(exitCode: number): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  say('stopping ingress, engine, settlement …');
+  const exits = [...children.entries()].map(([name, child]) => new Promise<void>((resolve) => {
+    const timer = setTimeout(() => {
+      say(`${name} did not stop in time; killing it`);
+      child.kill('SIGKILL');
+    }, CHILD_STOP_MS_MAX);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  }));
+  await Promise.all(exits);
+  await stackDown(stack.started, { log: say });
+  process.exit(exitCode);
+}
+process.on('SIGINT', () => void shutdown(0));
+process.on('SIGTERM', () => void shutdown(0));
+
+run('engine', 'engine/main.ts');
+run('settlement', 'engine/settlement/main.ts');
+run('ingress', 'ingress/main.ts');
+
+const baseUrl = `http://${config.httpHost}:${config.httpPort}`;
+const deadline = Date.now() + READY_WAIT_MS_MAX;
+for (;;) {
+  const ok = await fetch(`${baseUrl}/readyz`).then((r) => r.ok, () => false);
+  if (ok) break;
+  if (Date.now() > deadline) {
+    say(`ingress not ready after ${READY_WAIT_MS_MAX} ms`);
+    await shutdown(1);
+  }
+  await new Promise((r) => setTimeout(r, 200));
+}
+
+// The demo merchant: reused across restarts while it exists in the database.
+const session = await opsSession(config);
+let demo: { base_url: string; merchant_id: string; secret: string; account_id: string } | null = null;
+if (existsSync(DEMO_FILE)) {
+  const saved = JSON.parse(readFileSync(DEMO_FILE, 'utf8')) as { merchant_id: string; secret: string };
+  const m = await findMerchant(session.pool, config.masterKey, saved.merchant_id).catch(() => null);
+  if (m && m.secret === saved.secret) demo = { base_url: baseUrl, merchant_id: m.id, secret: m.secret, account_id: DEMO_ACCOUNT };
+}
+if (!demo) {
+  const m = await createMerchant(session.pool, config.masterKey, { name: 'Demo card shop' });
+  await createAccount(session.client, m.id, DEMO_ACCOUNT, 'CNY');
+  await creditAccount(session.client, m.id, DEMO_ACCOUNT, DEMO_FLOAT_FEN, 'CNY', 'demo float');
+  demo = { base_url: baseUrl, merchant_id: m.id, secret: m.secret, account_id: DEMO_ACCOUNT };
+  writeFileSync(DEMO_FILE, `${JSON.stringify(demo, null, 2)}\n`, { mode: 0o600 });
+}
+await session.close();
+
+say(`ready: ${baseUrl}   (openapi: ${baseUrl}/openapi.json, metrics: ${baseUrl}/metrics)`);
+say(`demo merchant ${demo.merchant_id}, wallet ${demo.account_id} (CNY); credentials in .data/demo-merchant.json`);
+say('send a first signed payment from another terminal:   npm run demo:pay');
+say('Ctrl-C stops everything this command started.');

@@ -1,0 +1,29 @@
+import { describe, expect, it } from 'vitest';
+import { isConfigError, loadConfig } from '../../engine/config.ts';
+
+const KEY = 'ab'.repeat(32);
+
+describe('configuration', () => {
+  it('applies defaults', () => {
+    const c = loadConfig({ PEAKPAY_MASTER_KEY: KEY });
+    expect(c.shardCount).toBe(16);
+    expect(c.masterKey.length).toBe(32);
+    expect(c.namespace).toBe('pp');
+  });
+
+  it('names a missing variable', () => {
+    try {
+      loadConfig({});
+      expect.unreachable();
+    } catch (err) {
+      expect(isConfigError(err)).toBe(true);
+      expect((err as Error).message).toMatch(/PEAKPAY_MASTER_KEY: missing/);
+    }
+  });
+
+  it('names a bad variable', () => {
+    expect(() => loadConfig({ PEAKPAY_MASTER_KEY: KEY, PEAKPAY_SHARD_COUNT: 'many' })).toThrow(/PEAKPAY_SHARD_COUNT/);
+    expect(() => loadConfig({ PEAKPAY_MASTER_KEY: KEY, REDIS_URL: 'not a url' })).toThrow(/REDIS_URL/);
+    expect(() => loadConfig({ PEAKPAY_MASTER_KEY: 'short' })).toThrow(/PEAKPAY_MASTER_KEY: must be 64/);
+  });
+});

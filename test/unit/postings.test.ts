@@ -1,0 +1,27 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { isBalanced, postingsFor } from '../../engine/ledger/postings.ts';
+import type { Effect } from '../../engine/redis/store.ts';
+
+const effect = fc.tuple(fc.constantFrom('hold', 'release', 'capture', 'credit'), fc.integer({ min: 1, max: 1e12 })) as fc.Arbitrary<Effect>;
+
+describe('ledger postings', () => {
+  it('balance to zero for any sequence of effects', () => {
+    fc.assert(fc.property(fc.array(effect, { maxLength: 8 }), (effects) => isBalanced(postingsFor('acc', 'CNY', effects))));
+  });
+
+  it('moves a hold from available to held, and a capture from held to the merchant', () => {
+    expect(postingsFor('a', 'CNY', [['hold', 100], ['capture', 60], ['release', 40]])).toEqual([
+      { kind: 'hold', ledger_account: 'wallet:a:available', amount: -100, currency: 'CNY' },
+      { kind: 'hold', ledger_account: 'wallet:a:held', amount: 100, currency: 'CNY' },
+      { kind: 'capture', ledger_account: 'wallet:a:held', amount: -60, currency: 'CNY' },
+      { kind: 'capture', ledger_account: 'merchant:settlement', amount: 60, currency: 'CNY' },
+      { kind: 'release', ledger_account: 'wallet:a:held', amount: -40, currency: 'CNY' },
+      { kind: 'release', ledger_account: 'wallet:a:available', amount: 40, currency: 'CNY' },
+    ]);
+  });
+
+  it('detects an unbalanced entry', () => {
+    expect(isBalanced([{ kind: 'hold', ledger_account: 'x', amount: 1, currency: 'CNY' }])).toBe(false);
+  });
+});
