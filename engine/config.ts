@@ -18,12 +18,17 @@ const envSchema = z.object({
   PEAKPAY_SHARD_COUNT: intFrom(1, 1024, 16),
   PEAKPAY_HTTP_HOST: z.string().min(1).default('127.0.0.1'),
   PEAKPAY_HTTP_PORT: intFrom(0, 65535, 8080),
+  // Prometheus endpoint of an engine or settlement process (the ingress serves /metrics itself); 0 = off.
+  PEAKPAY_METRICS_PORT: intFrom(0, 65535, 0),
   PEAKPAY_INGRESS_DEADLINE_MS: intFrom(50, 30_000, 2000),
   PEAKPAY_ENGINE_ID: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).default(`${hostname().replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 40)}-${process.pid}`),
   PEAKPAY_OP_TTL_S: intFrom(3600, 90 * 86400, 7 * 86400),
   PEAKPAY_ACTOR_BATCH_MAX: intFrom(1, 4096, 256),
   PEAKPAY_SHARD_INFLIGHT_MAX: intFrom(1, 65536, 2048),
   PEAKPAY_SETTLEMENT_BATCH_MAX: intFrom(1, 5000, 500),
+  // How long a delivered, unacknowledged command waits before JetStream redelivers it (e.g. after
+  // its engine was killed). Must exceed the slowest batch.
+  PEAKPAY_ACK_WAIT_MS: intFrom(1000, 300_000, 30_000),
   PEAKPAY_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -36,12 +41,14 @@ export type Config = {
   shardCount: number;
   httpHost: string;
   httpPort: number;
+  metricsPort: number;
   ingressDeadlineMs: number;
   engineId: string;
   opTtlS: number;
   actorBatchMax: number;
   shardInflightMax: number;
   settlementBatchMax: number;
+  ackWaitMs: number;
   logLevel: z.infer<typeof envSchema>['PEAKPAY_LOG_LEVEL'];
 };
 
@@ -74,12 +81,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     shardCount: e.PEAKPAY_SHARD_COUNT,
     httpHost: e.PEAKPAY_HTTP_HOST,
     httpPort: e.PEAKPAY_HTTP_PORT,
+    metricsPort: e.PEAKPAY_METRICS_PORT,
     ingressDeadlineMs: e.PEAKPAY_INGRESS_DEADLINE_MS,
     engineId: e.PEAKPAY_ENGINE_ID,
     opTtlS: e.PEAKPAY_OP_TTL_S,
     actorBatchMax: e.PEAKPAY_ACTOR_BATCH_MAX,
     shardInflightMax: e.PEAKPAY_SHARD_INFLIGHT_MAX,
     settlementBatchMax: e.PEAKPAY_SETTLEMENT_BATCH_MAX,
+    ackWaitMs: e.PEAKPAY_ACK_WAIT_MS,
     logLevel: e.PEAKPAY_LOG_LEVEL,
   };
 }

@@ -1,6 +1,7 @@
 import { loadConfigOrExit } from './config.ts';
 import { startEngine } from './service.ts';
 
+const STOP_MS_MAX = 20_000;
 const config = loadConfigOrExit();
 const engine = await startEngine(config);
 let stopping = false;
@@ -8,6 +9,14 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.on(sig, () => {
     if (stopping) return;
     stopping = true;
-    void engine.stop().then(() => process.exit(0));
+    // Bounded: a stop that hangs (a server gone away) must not keep the process alive.
+    setTimeout(() => process.exit(1), STOP_MS_MAX).unref();
+    engine.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        console.error(err);
+        process.exit(1);
+      },
+    );
   });
 }

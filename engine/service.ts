@@ -1,46 +1,67 @@
-// The engine process: owns shards, runs their actors. Started by engine/main.ts and by tests.
+// The engine process: takes shard leases on NATS KV and runs the shards it owns. Started by
+// engine/main.ts and by tests (several engines may run side by side and share the shards).
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { Config } from './config.ts';
 import { connectNats, connectRedis, logger } from './infra.ts';
-import { engineMetrics } from './metrics.ts';
+import { ShardLeases } from './leases/index.ts';
+import { engineMetrics, serveMetrics } from './metrics.ts';
 import { names } from './protocol/subjects.ts';
 import { MoneyStore } from './redis/store.ts';
 import { ShardRunner } from './shards/runner.ts';
 import { ensureShardConsumer, ensureStreams } from './streams.ts';
 
-export type EngineOptions = { now?: () => number };
+export type EngineOptions = { now?: () => number; engineId?: string };
 
 export async function startEngine(config: Config, opts: EngineOptions = {}) {
-  const log = logger(config, 'engine');
+  const engineId = opts.engineId ?? config.engineId;
+  const log = logger(config, 'engine').child({ engineId });
   const n = names(config.namespace, config.shardCount);
-  const nc = await connectNats(config, `engine-${config.engineId}`);
+  const nc = await connectNats(config, `engine-${engineId}`);
   const jsm = await jetstreamManager(nc);
   const js = jetstream(nc);
-  const redis = connectRedis(config, `engine-${config.engineId}`);
+  const redis = connectRedis(config, `engine-${engineId}`);
   const store = new MoneyStore(redis, { prefix: n.redisPrefix, opTtlS: config.opTtlS });
   const metrics = engineMetrics();
   await ensureStreams(jsm, n);
+  for (let shard = 0; shard < config.shardCount; shard++) await ensureShardConsumer(jsm, n, shard, config.shardInflightMax, config.ackWaitMs);
 
   const runners = new Map<number, ShardRunner>();
-  for (let shard = 0; shard < config.shardCount; shard++) {
-    await ensureShardConsumer(jsm, n, shard, config.shardInflightMax);
-    const runner = new ShardRunner(shard, {
-      nc, js, store, names: n, log, metrics,
-      batchMax: config.actorBatchMax,
-      inflightMax: config.shardInflightMax,
-      ...(opts.now ? { now: opts.now } : {}),
-    });
-    runners.set(shard, runner);
-    runner.start();
-  }
-  metrics.shardsOwned.set(runners.size);
-  log.info({ engineId: config.engineId, shards: runners.size }, 'engine running');
+  const leases = new ShardLeases({
+    bucket: n.leaseBucket,
+    engineId,
+    shardCount: config.shardCount,
+    log,
+    onAcquire: async (shard) => {
+      const runner = new ShardRunner(shard, {
+        nc, js, jsm, store, redis, names: n, log, metrics,
+        batchMax: config.actorBatchMax,
+        inflightMax: config.shardInflightMax,
+        ...(opts.now ? { now: opts.now } : {}),
+      });
+      runners.set(shard, runner);
+      metrics.shardsOwned.set(runners.size);
+      await runner.start();
+    },
+    onRelease: async (shard) => {
+      const runner = runners.get(shard);
+      runners.delete(shard);
+      metrics.shardsOwned.set(runners.size);
+      await runner?.stop();
+    },
+  });
+  const metricsServer = config.metricsPort > 0 ? await serveMetrics(metrics.registry, config.httpHost, config.metricsPort) : null;
+  await leases.start(nc);
+  log.info({ shards: leases.shards }, 'engine running');
 
   return {
+    engineId,
     metrics,
     store,
+    /** Shards this engine owns now. */
+    shards: () => leases.shards,
     async stop(): Promise<void> {
-      await Promise.all([...runners.values()].map((r) => r.stop()));
+      metricsServer?.close();
+      await leases.stop();
       await nc.drain().catch(() => undefined);
       redis.disconnect();
     },

@@ -8,7 +8,6 @@ import type { Names } from './protocol/subjects.ts';
 
 const DAY_MS = 86_400_000;
 export const DUPLICATE_WINDOW_MS = 120_000;
-export const ACK_WAIT_MS = 30_000;
 
 async function upsertStream(jsm: JetStreamManager, name: string, subject: string, maxAgeMs: number): Promise<void> {
   const config = {
@@ -35,25 +34,35 @@ export async function ensureStreams(jsm: JetStreamManager, n: Names): Promise<vo
   await upsertStream(jsm, n.evtStream, n.evtSubjectAll, 30 * DAY_MS);
 }
 
-export async function ensureShardConsumer(jsm: JetStreamManager, n: Names, shard: number, maxAckPending: number): Promise<void> {
-  await jsm.consumers.add(n.cmdStream, {
+/** Creates a durable consumer, or updates the settings that may change on an existing one. */
+async function upsertConsumer(jsm: JetStreamManager, stream: string, config: Parameters<JetStreamManager['consumers']['add']>[1] & { durable_name: string }): Promise<void> {
+  try {
+    await jsm.consumers.add(stream, config);
+  } catch (err) {
+    if (!/already exists/i.test(String((err as Error).message))) throw err;
+    await jsm.consumers.update(stream, config.durable_name, { ack_wait: config.ack_wait, max_ack_pending: config.max_ack_pending });
+  }
+}
+
+export async function ensureShardConsumer(jsm: JetStreamManager, n: Names, shard: number, maxAckPending: number, ackWaitMs: number): Promise<void> {
+  await upsertConsumer(jsm, n.cmdStream, {
     durable_name: n.shardConsumer(shard),
     filter_subject: n.cmdShardFilter(shard),
     ack_policy: AckPolicy.Explicit,
     deliver_policy: DeliverPolicy.All,
-    ack_wait: nanos(ACK_WAIT_MS),
+    ack_wait: nanos(ackWaitMs),
     max_ack_pending: maxAckPending,
     max_deliver: -1,
   });
 }
 
-export async function ensureSettlementConsumer(jsm: JetStreamManager, n: Names, maxAckPending: number): Promise<void> {
-  await jsm.consumers.add(n.evtStream, {
+export async function ensureSettlementConsumer(jsm: JetStreamManager, n: Names, maxAckPending: number, ackWaitMs: number): Promise<void> {
+  await upsertConsumer(jsm, n.evtStream, {
     durable_name: n.settlementConsumer,
     filter_subject: n.evtSubjectAll,
     ack_policy: AckPolicy.Explicit,
     deliver_policy: DeliverPolicy.All,
-    ack_wait: nanos(ACK_WAIT_MS),
+    ack_wait: nanos(ackWaitMs),
     max_ack_pending: maxAckPending,
     max_deliver: -1,
   });

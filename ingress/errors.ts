@@ -22,6 +22,7 @@ export const ERRORS = {
   'payment.duplicate_out_trade_no': { status: 409, title: 'out_trade_no already used' },
   'payment.invalid_transition': { status: 409, title: 'Invalid payment state transition' },
   'payment.method_unavailable': { status: 422, title: 'Payment method not available' },
+  'refund.not_found': { status: 404, title: 'Refund not found' },
   'account.not_found': { status: 404, title: 'Account not found' },
   'account.currency_mismatch': { status: 422, title: 'Account currency differs' },
   'account.exists': { status: 409, title: 'Account exists in another currency' },

@@ -3,7 +3,9 @@ import { z } from 'zod';
 import { paymentSchema } from '../engine/protocol/payment.ts';
 import { accountSnapshotSchema } from '../engine/protocol/events.ts';
 import { ERRORS } from './errors.ts';
-import { capturePaymentBody, createAccountBody, createPaymentBody } from './schemas.ts';
+import { RISK_REFUSAL_REASONS } from '../engine/risk/rules.ts';
+import { refundSchema } from '../engine/protocol/refund.ts';
+import { capturePaymentBody, createAccountBody, createPaymentBody, refundPaymentBody, verifyPaymentBody } from './schemas.ts';
 
 const schema = (s: z.ZodType) => z.toJSONSchema(s, { io: 'input', unrepresentable: 'any' });
 const json = (s: z.ZodType) => ({ content: { 'application/json': { schema: schema(s) } } });
@@ -24,6 +26,7 @@ const POST_ERRORS = [...AUTH_ERRORS, 'request.malformed_json', 'request.too_larg
 
 export function openApiDocument() {
   const paymentResponse = (description: string) => ({ description, ...json(paymentSchema) });
+  const refundResponse = (description: string) => ({ description, ...json(refundSchema) });
   const idempotencyKey = { name: 'Idempotency-Key', in: 'header', required: true, schema: { type: 'string', minLength: 1, maxLength: 255 } };
   const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
   return {
@@ -49,7 +52,11 @@ export function openApiDocument() {
         post: {
           summary: 'Create a payment', parameters: [idempotencyKey], requestBody: { required: true, ...json(createPaymentBody) },
           responses: {
-            201: paymentResponse('Decided: authorized, succeeded, requires_action or failed (risk refusal, insufficient funds)'),
+            201: paymentResponse(
+              'Decided: authorized, succeeded, requires_action (unusual hours: next_action {type: verify}, funds held; POST '
+              + `/v1/payments/{id}/verify) or failed with failure.code one of ${RISK_REFUSAL_REASONS.join(', ')} (risk rules, `
+              + 'docs/RISK.md) or balance.insufficient_funds',
+            ),
             202: paymentResponse('Not decided within the deadline: status processing; poll Location or wait for the webhook'),
             ...errorsFor(...POST_ERRORS, 'validation.amount_above_maximum', 'payment.duplicate_out_trade_no', 'account.not_found', 'account.currency_mismatch', 'payment.method_unavailable'),
           },
@@ -74,6 +81,49 @@ export function openApiDocument() {
         post: {
           summary: 'Cancel: void a hold or close an unpaid channel order', parameters: [idParam, idempotencyKey],
           responses: { 200: paymentResponse('Canceled'), 202: paymentResponse('Not decided within the deadline'), ...errorsFor(...POST_ERRORS, 'payment.not_found', 'payment.invalid_transition') },
+        },
+      },
+      '/v1/payments/{id}/verify': {
+        post: {
+          summary: 'Verify a payment the risk rules challenged (status requires_action, next_action {type: verify})',
+          description:
+            'Call after the buyer passed your second verification (for example an SMS code). The funds are already held, so '
+            + 'this cannot fail for lack of funds: capture manual → authorized, capture automatic → succeeded. Idempotent '
+            + 'like every POST (Idempotency-Key). A payment not in requires_action → 409 payment.invalid_transition; a hold '
+            + 'past its deadline is expired instead (409 payment.invalid_transition, the payment reads expired).',
+          parameters: [idParam, idempotencyKey], requestBody: { required: false, ...json(verifyPaymentBody) },
+          responses: {
+            200: paymentResponse('Verified: authorized, or succeeded for capture automatic'),
+            202: paymentResponse('Not decided within the deadline'),
+            ...errorsFor(...POST_ERRORS, 'payment.not_found', 'payment.invalid_transition'),
+          },
+        },
+      },
+      '/v1/payments/{id}/refunds': {
+        post: {
+          summary: 'Refund a succeeded payment, in full or in part, back to the buyer\'s wallet',
+          description:
+            'Any number of refunds per payment while their sum stays within amount_captured; one that would exceed it, or a '
+            + 'payment that is not succeeded, → 409 payment.invalid_transition and nothing changes. A wallet (method balance) '
+            + 'refund is decided at once: 201 with status succeeded, the wallet\'s available balance credited, the payment\'s '
+            + 'amount_refunded increased. The payment keeps status succeeded even when refunded in full (amount_refunded = '
+            + 'amount_captured). Idempotent like every POST: the same Idempotency-Key and body is the same refund (the refund '
+            + 'id is derived from them), replayed byte for byte. amount is bounded by what is left to refund, not by the '
+            + 'per-payment maximum. Another merchant\'s payment is 404. On 202 (not decided within the deadline) poll '
+            + 'GET /v1/refunds/{id}: it reads 404 refund.not_found until the refund exists, and stays so if it was refused. '
+            + 'Webhook: refund.succeeded.',
+          parameters: [idParam, idempotencyKey], requestBody: { required: true, ...json(refundPaymentBody) },
+          responses: {
+            201: refundResponse('Refunded: status succeeded'),
+            202: refundResponse('Not decided within the deadline: status processing; poll Location'),
+            ...errorsFor(...POST_ERRORS, 'payment.not_found', 'payment.invalid_transition'),
+          },
+        },
+      },
+      '/v1/refunds/{id}': {
+        get: {
+          summary: 'Read a refund', parameters: [idParam],
+          responses: { 200: refundResponse('The refund'), ...errorsFor(...AUTH_ERRORS, 'refund.not_found') },
         },
       },
       '/v1/accounts': {

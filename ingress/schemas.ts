@@ -5,6 +5,7 @@ import { AMOUNT_MAX, currencySchema } from '../engine/protocol/money.ts';
 import { safeIdSchema } from '../engine/protocol/ids.ts';
 import { HOLD_TTL_S_MAX } from '../engine/protocol/commands.ts';
 import { buyerSchema, metadataSchema, methodSchema, outTradeNoSchema, sceneSchema } from '../engine/protocol/payment.ts';
+import { refundReasonSchema } from '../engine/protocol/refund.ts';
 
 const amount = z.number().int('must be an integer count of minor units (fen)').positive('must be greater than zero').max(AMOUNT_MAX);
 
@@ -31,6 +32,10 @@ export type CreatePaymentBody = z.infer<typeof createPaymentBody>;
 
 export const capturePaymentBody = z.strictObject({ amount: amount.optional() });
 export const cancelPaymentBody = z.strictObject({});
+/** The merchant's word that the buyer passed its second verification (SMS, face …): no fields. */
+export const verifyPaymentBody = z.strictObject({});
+/** A refund of (part of) the captured amount; the bound is what is left to refund (409 beyond it). */
+export const refundPaymentBody = z.strictObject({ amount, reason: refundReasonSchema.optional() });
 
 export const createAccountBody = z.strictObject({ account_id: safeIdSchema, currency: currencySchema });
 

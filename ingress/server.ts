@@ -9,6 +9,7 @@ import { problemResult, send } from './http.ts';
 import { openApiDocument } from './openapi.ts';
 import { accountRoutes } from './routes/accounts.ts';
 import { paymentRoutes } from './routes/payments.ts';
+import { refundRoutes } from './routes/refunds.ts';
 
 export const BODY_BYTES_MAX = 16 * 1024;
 const READY_CACHE_MS = 1_000;
@@ -66,6 +67,7 @@ export async function buildServer(ctx: IngressContext): Promise<FastifyInstance>
   app.setNotFoundHandler((req, reply) => send(reply, problemResult(new ApiError('route.not_found', `${req.method} ${req.url.split('?')[0]}`), req.id)));
 
   paymentRoutes(app, ctx);
+  refundRoutes(app, ctx);
   accountRoutes(app, ctx);
 
   app.get('/healthz', async () => ({ status: 'ok' }));

@@ -39,8 +39,8 @@ await migrate(config.databaseUrl, say);
 const children = new Map<string, ChildProcess>();
 let stopping = false;
 
-function run(name: string, entry: string): void {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, entry)], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+function run(name: string, entry: string, extraEnv: NodeJS.ProcessEnv = {}): void {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, entry)], { env: { ...env, ...extraEnv }, stdio: ['ignore', 'inherit', 'inherit'] });
   children.set(name, child);
   child.on('exit', (code, signal) => {
     children.delete(name);
@@ -73,8 +73,8 @@ async function shutdown(exitCode: number): Promise<void> {
 process.on('SIGINT', () => void shutdown(0));
 process.on('SIGTERM', () => void shutdown(0));
 
-run('engine', 'engine/main.ts');
-run('settlement', 'engine/settlement/main.ts');
+run('engine', 'engine/main.ts', { PEAKPAY_METRICS_PORT: env.PEAKPAY_ENGINE_METRICS_PORT ?? '9464' });
+run('settlement', 'engine/settlement/main.ts', { PEAKPAY_METRICS_PORT: env.PEAKPAY_SETTLEMENT_METRICS_PORT ?? '9465' });
 run('ingress', 'ingress/main.ts');
 
 const baseUrl = `http://${config.httpHost}:${config.httpPort}`;

@@ -6,6 +6,7 @@
 //   wallet:<account_id>:held        held by open authorizations        (Redis: held)
 //   merchant:settlement             captured, owed to the merchant
 //   merchant:adjustments            the other side of operator credits (goes negative)
+// A refund moves captured money back: merchant:settlement → wallet:<account_id>:available.
 import type { Currency } from '../protocol/money.ts';
 import { assertMinorUnits } from '../protocol/money.ts';
 import type { Posting } from '../protocol/events.ts';
@@ -37,6 +38,10 @@ export function postingsFor(accountId: string, currency: Currency, effects: read
       case 'credit':
         p('adjustment', MERCHANT_ADJUSTMENTS, -amount);
         p('adjustment', walletAvailable(accountId), amount);
+        break;
+      case 'refund':
+        p('refund', MERCHANT_SETTLEMENT, -amount);
+        p('refund', walletAvailable(accountId), amount);
         break;
       default: {
         const never: never = kind;

@@ -5,6 +5,8 @@ import { z } from 'zod';
 import { amountSchema, currencySchema } from './money.ts';
 import { safeIdSchema } from './ids.ts';
 import { buyerSchema, metadataSchema, methodSchema, outTradeNoSchema, sceneSchema } from './payment.ts';
+import { refundReasonSchema } from './refund.ts';
+import { blacklistKindSchema, riskSettingsSchema } from '../risk/settings.ts';
 
 export const PROTOCOL_VERSION = 1 as const;
 
@@ -55,6 +57,51 @@ export const paymentExpireSchema = z.strictObject({
   payment_id: safeIdSchema,
 });
 
+/** The merchant confirms that the buyer of a requires_action payment passed its second verification. */
+export const paymentVerifySchema = z.strictObject({
+  ...base,
+  type: z.literal('payment.verify'),
+  payment_id: safeIdSchema,
+});
+
+/**
+ * Refund (part of) a succeeded payment back to the buyer's wallet. refund_id names the refund (the
+ * ingress derives it like payment_id); the op id (cmd_id) makes a redelivery a replay, and a refund
+ * id seen before is reported as it is, without a second effect.
+ */
+export const paymentRefundSchema = z.strictObject({
+  ...base,
+  type: z.literal('payment.refund'),
+  payment_id: safeIdSchema,
+  refund_id: safeIdSchema,
+  amount: amountSchema,
+  reason: refundReasonSchema.optional(),
+});
+
+/** Operator: change the merchant's risk thresholds (partial update; docs/RISK.md). */
+export const riskConfigureSchema = z.strictObject({
+  ...base,
+  type: z.literal('risk.configure'),
+  settings: riskSettingsSchema,
+});
+
+/** Operator: add an entry to, or remove one from, the merchant's blacklist. */
+export const riskBlacklistSchema = z
+  .strictObject({
+    ...base,
+    type: z.literal('risk.blacklist'),
+    action: z.enum(['add', 'remove']),
+    kind: blacklistKindSchema,
+    value: z.string().min(1).max(128),
+  })
+  .superRefine((c, ctx) => {
+    // The same bounds as the buyer fields they are compared with (payment.ts buyerSchema).
+    const ok = c.kind === 'ip' ? buyerSchema.shape.ip.safeParse(c.value).success
+      : c.kind === 'user' ? buyerSchema.shape.user_id.safeParse(c.value).success
+        : buyerSchema.shape.device_id.safeParse(c.value).success;
+    if (!ok) ctx.addIssue({ code: 'custom', path: ['value'], message: `not a valid buyer ${c.kind === 'ip' ? 'ip' : `${c.kind}_id`}` });
+  });
+
 export const accountCreateSchema = z.strictObject({
   ...base,
   type: z.literal('account.create'),
@@ -77,6 +124,10 @@ export const commandSchema = z.discriminatedUnion('type', [
   paymentCaptureSchema,
   paymentCancelSchema,
   paymentExpireSchema,
+  paymentVerifySchema,
+  paymentRefundSchema,
+  riskConfigureSchema,
+  riskBlacklistSchema,
   accountCreateSchema,
   accountCreditSchema,
 ]);

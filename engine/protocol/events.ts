@@ -5,7 +5,9 @@ import { z } from 'zod';
 import { currencySchema, signedAmountSchema } from './money.ts';
 import { safeIdSchema } from './ids.ts';
 import { paymentSchema } from './payment.ts';
+import { refundSchema } from './refund.ts';
 import { PROTOCOL_VERSION } from './commands.ts';
+import { riskChangeSchema } from '../risk/settings.ts';
 
 export const EVENT_TYPES = [
   'payment.authorized',
@@ -16,12 +18,15 @@ export const EVENT_TYPES = [
   'payment.requires_action',
   'account.created',
   'account.credited',
+  'risk.configured',
+  'risk.blacklist_changed',
+  'refund.succeeded',
 ] as const;
 export const eventTypeSchema = z.enum(EVENT_TYPES);
 export type EventType = z.infer<typeof eventTypeSchema>;
 
 /** Ledger accounts: wallet:<account_id>:available|held, merchant:settlement, merchant:adjustments. */
-export const POSTING_KINDS = ['hold', 'release', 'capture', 'adjustment'] as const;
+export const POSTING_KINDS = ['hold', 'release', 'capture', 'adjustment', 'refund'] as const;
 export const postingSchema = z.object({
   kind: z.enum(POSTING_KINDS),
   ledger_account: z.string().min(1).max(160),
@@ -38,6 +43,14 @@ export const accountSnapshotSchema = z.object({
 });
 export type AccountSnapshot = z.infer<typeof accountSnapshotSchema>;
 
+/**
+ * The payment hash exactly as the Lua scripts keep it (field → string or integer), after the
+ * command: what a Redis rebuild writes back (engine/rebuild). The public `payment` view drops
+ * fields the engine needs (hold_amount, notify_url, raw buyer/metadata JSON, ms timestamps).
+ */
+export const paymentRecordSchema = z.record(z.string().min(1).max(64), z.union([z.string().max(65_536), z.number().int()]));
+export type PaymentRecord = z.infer<typeof paymentRecordSchema>;
+
 export const eventSchema = z.object({
   v: z.literal(PROTOCOL_VERSION),
   id: z.string().min(1).max(160),
@@ -49,6 +62,17 @@ export const eventSchema = z.object({
   account: accountSnapshotSchema.nullable(),
   postings: z.array(postingSchema).max(16),
   memo: z.string().max(200).nullable(),
+  // Optional, so events written before they existed decode unchanged. With them the event log holds
+  // what a Redis rebuild needs to re-create the op record and the payment hash (engine/rebuild).
+  /** The script's result code (0, or e.g. -10 for a capture that found its hold expired). */
+  result_code: z.number().int().optional(),
+  /** How many events the command emitted (ids evt_<cmd_id>_0 … n-1): shows when some never arrived. */
+  cmd_events: z.number().int().min(1).max(1_000).optional(),
+  payment_record: paymentRecordSchema.nullable().optional(),
+  /** risk.configured / risk.blacklist_changed: what changed (no postings: no money moves). */
+  risk: riskChangeSchema.optional(),
+  /** refund.succeeded: the refund (`payment` is the payment after it, amount_refunded included). */
+  refund: refundSchema.optional(),
 });
 export type EngineEvent = z.infer<typeof eventSchema>;
 
@@ -61,6 +85,9 @@ export const replySchema = z.union([
     replayed: z.boolean(),
     payment: paymentSchema.nullable(),
     account: accountSnapshotSchema.nullable(),
+    risk: riskChangeSchema.optional(),
+    /** payment.refund: the refund (new, or the one its refund_id already names). */
+    refund: refundSchema.optional(),
   }),
   z.object({
     v: z.literal(PROTOCOL_VERSION),

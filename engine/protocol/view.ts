@@ -1,6 +1,7 @@
-// The engine's raw payment record (Redis hash) as the public Payment object of API.md.
+// The engine's raw payment and refund records (Redis hashes) as the public objects of API.md.
 import { paymentSchema, type Payment } from './payment.ts';
-import type { RawPayment } from '../redis/store.ts';
+import { refundSchema, type Refund } from './refund.ts';
+import type { RawPayment, RawRefund } from '../redis/store.ts';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 const jsonOrNull = (s: string): unknown => (s === '' ? null : JSON.parse(s));
@@ -24,9 +25,22 @@ export function toPayment(raw: RawPayment): Payment {
     next_action: raw.status === 'requires_action' ? { type: 'verify' } : null,
     buyer: jsonOrNull(raw.buyer),
     metadata: jsonOrNull(raw.metadata),
-    hold_expires_at: raw.hold_expires_at_ms > 0 && raw.status === 'authorized' ? iso(raw.hold_expires_at_ms) : null,
+    // Set while funds are held: authorized, or requires_action (held until verified).
+    hold_expires_at: raw.hold_amount > 0 ? iso(raw.hold_expires_at_ms) : null,
     created_at: iso(raw.created_at_ms),
     updated_at: iso(raw.updated_at_ms),
     version: raw.version,
+  });
+}
+
+export function toRefund(raw: RawRefund): Refund {
+  return refundSchema.parse({
+    id: raw.id,
+    payment_id: raw.payment_id,
+    amount: raw.amount,
+    currency: raw.currency,
+    status: raw.status,
+    reason: raw.reason === '' ? null : raw.reason,
+    created_at: iso(raw.created_at_ms),
   });
 }

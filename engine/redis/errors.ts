@@ -11,6 +11,8 @@ export enum ScriptCode {
   AccountCurrencyConflict = -7,
   NotDue = -9,
   HoldExpired = -10,
+  RefundExceedsCaptured = -11,
+  RiskBlacklistFull = -20,
 }
 
 /** Stable public error codes for each script code (API.md). */
@@ -24,6 +26,8 @@ export const SCRIPT_ERROR_CODE: Record<Exclude<ScriptCode, ScriptCode.Ok>, { cod
   [ScriptCode.AccountCurrencyConflict]: { code: 'account.exists', message: 'the account exists in another currency' },
   [ScriptCode.NotDue]: { code: 'payment.hold_not_due', message: 'the hold has not reached its deadline' },
   [ScriptCode.HoldExpired]: { code: 'payment.invalid_transition', message: 'the hold expired before it was captured; it was released' },
+  [ScriptCode.RefundExceedsCaptured]: { code: 'payment.invalid_transition', message: 'the refunds would exceed the captured amount' },
+  [ScriptCode.RiskBlacklistFull]: { code: 'risk.blacklist_full', message: 'the merchant blacklist holds the most entries allowed' },
 };
 
 export function isScriptCode(n: unknown): n is ScriptCode {

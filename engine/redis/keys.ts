@@ -2,6 +2,7 @@
 // in one Redis Cluster slot and each Lua script runs there unchanged. Ids are SAFE_ID-checked
 // before they get here, so they cannot contain '{', '}' or ':'.
 import { SAFE_ID } from '../protocol/ids.ts';
+import { keyPart } from '../risk/rules.ts';
 
 function assertSafe(what: string, id: string): void {
   if (!SAFE_ID.test(id)) throw new Error(`assertion: ${what} is not a safe id: ${JSON.stringify(id)}`);
@@ -14,12 +15,14 @@ export function merchantKeys(prefix: string, merchantId: string) {
   const base = `${prefix}:{${merchantId}}:`;
   return {
     base,
-    /** Hash: currency, available, held, credited, captured, created_at_ms. */
+    /** Hash: currency, available, held, credited, captured, refunded, created_at_ms. */
     account: (accountId: string) => (assertSafe('accountId', accountId), `${base}acct:${accountId}`),
     /** Prefix the Lua scripts append an account id to (same hash tag). */
     accountPrefix: `${base}acct:`,
     /** Hash: the payment record (see includes/payment.lua for the fields). */
     payment: (paymentId: string) => (assertSafe('paymentId', paymentId), `${base}pay:${paymentId}`),
+    /** Hash: a refund (id, payment_id, account_id, amount, currency, status, reason, created_at_ms); no TTL. */
+    refund: (refundId: string) => (assertSafe('refundId', refundId), `${base}refund:${refundId}`),
     /** String: out_trade_no → payment id; no TTL (unique per merchant for ever). */
     outTradeNo: (outTradeNo: string) => `${base}otn:${outTradeNo}`,
     /** Sorted set: payment id of each open hold, scored by its deadline (ms). */
@@ -30,5 +33,17 @@ export function merchantKeys(prefix: string, merchantId: string) {
     idempotency: (keyHash: string) => `${base}idem:${keyHash}`,
     /** String: a nonce seen in the last 10 minutes. */
     nonce: (nonce: string) => `${base}nonce:${nonce}`,
+    /** Hash: the merchant's risk thresholds (fields in includes/risk.lua; absent = default). */
+    riskConfig: `${base}risk:cfg`,
+    /** Set: the merchant's blacklist, members `user:<id>`, `device:<id>`, `ip:<canonical ip>`. */
+    riskBlacklist: `${base}risk:bl`,
+    /** Hash: a buyer's counted (held, not given back) amounts of one Asia/Shanghai day, by currency; 2-day TTL. */
+    riskUserDay: (day: number, userId: string) => `${base}risk:day:${day}:u:${keyPart(userId)}`,
+    /** Sorted set: a buyer's recent payment ids scored by creation time (ms): the sliding velocity window. */
+    riskUserVelocity: (userId: string) => `${base}risk:vel:u:${keyPart(userId)}`,
+    /** Set: the user_ids that paid from a device in one Asia/Shanghai day; 2-day TTL. */
+    riskDeviceDay: (day: number, deviceId: string) => `${base}risk:day:${day}:d:${keyPart(deviceId)}`,
+    /** Never written: stands in the KEYS of paymentCreate for a rule whose buyer field is absent. */
+    riskUnused: `${base}risk:unused`,
   };
 }

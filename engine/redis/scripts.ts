@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
 
 /** Bump when any script's contract (KEYS, ARGV or result) changes. */
-export const SCRIPTS_VERSION = 1;
+export const SCRIPTS_VERSION = 2;
 
 const LUA_DIR = join(dirname(fileURLToPath(import.meta.url)), 'lua');
 const INCLUDE = /^--@include "([^"]+)"\s*$/m;
@@ -18,6 +18,10 @@ export type ScriptName =
   | 'paymentCapture'
   | 'paymentCancel'
   | 'paymentExpire'
+  | 'paymentVerify'
+  | 'paymentRefund'
+  | 'riskConfigure'
+  | 'riskBlacklist'
   | 'accountCreate'
   | 'accountCredit'
   | 'idempotencyBegin';

@@ -4,13 +4,19 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { unpackRaw } from '../protocol/codec.ts';
-import { eventTypeSchema, accountSnapshotSchema, type AccountSnapshot, type EventType } from '../protocol/events.ts';
+import {
+  eventTypeSchema, accountSnapshotSchema, paymentRecordSchema, type AccountSnapshot, type EventType, type PaymentRecord,
+} from '../protocol/events.ts';
 import type { CommandOf } from '../protocol/commands.ts';
 import { merchantKeys } from './keys.ts';
 import { registerScripts, SCRIPTS_VERSION } from './scripts.ts';
 import { isScriptCode, ScriptCode } from './errors.ts';
+import { BLACKLIST_ENTRIES_MAX, canonicalIp, shanghaiDay } from '../risk/rules.ts';
+import {
+  blacklistChangeSchema, effectiveFromLua, luaRiskSettingsSchema, settingsToFields, type RiskChange,
+} from '../risk/settings.ts';
 
-const effectSchema = z.tuple([z.enum(['hold', 'release', 'capture', 'credit']), z.number().int().positive()]);
+const effectSchema = z.tuple([z.enum(['hold', 'release', 'capture', 'credit', 'refund']), z.number().int().positive()]);
 export type Effect = z.infer<typeof effectSchema>;
 
 /** The payment hash as Lua keeps it (see includes/common.lua). */
@@ -41,6 +47,20 @@ export const rawPaymentSchema = z.object({
 });
 export type RawPayment = z.infer<typeof rawPaymentSchema>;
 
+/** The refund hash as paymentRefund-3.lua keeps it (pp:{m}:refund:<refund_id>). */
+export const rawRefundSchema = z.object({
+  id: z.string(),
+  merchant_id: z.string(),
+  payment_id: z.string(),
+  account_id: z.string(),
+  amount: z.number().int(),
+  currency: z.string(),
+  status: z.string(),
+  reason: z.string(),
+  created_at_ms: z.number().int(),
+});
+export type RawRefund = z.infer<typeof rawRefundSchema>;
+
 // cmsgpack packs an empty Lua table as an empty array or map; both mean "none".
 const listOf = <T extends z.ZodType>(item: T) =>
   z.preprocess((v) => (v && typeof v === 'object' && !Array.isArray(v) ? Object.values(v) : v), z.array(item));
@@ -49,9 +69,13 @@ const resultSchema = z.object({
   code: z.number().int().refine(isScriptCode, 'unknown script code'),
   payment: rawPaymentSchema.optional(),
   account: accountSnapshotSchema.optional(),
+  refund: rawRefundSchema.optional(),
   effects: listOf(effectSchema),
   events: listOf(eventTypeSchema),
   existing: z.string().optional(),
+  settings: luaRiskSettingsSchema.optional(),
+  at_ms: z.number().int().positive().optional(),
+  blacklist: blacklistChangeSchema.extend({ changed: z.number().int().min(0).max(1) }).optional(),
 });
 
 export type ScriptResult = {
@@ -59,9 +83,19 @@ export type ScriptResult = {
   code: ScriptCode;
   payment: RawPayment | null;
   account: AccountSnapshot | null;
+  /** paymentRefund: the refund it made, or the one its refund id already named. */
+  refund?: RawRefund;
   effects: Effect[];
   events: EventType[];
   existing: string | null;
+  /** What a risk command changed (riskConfigure, riskBlacklist), and when (the first time). */
+  risk?: RiskChange;
+  atMs?: number;
+  /**
+   * The payment hash as the script returned it, every field (`payment` keeps only the fields
+   * rawPaymentSchema names): what events carry so that Redis can be rebuilt exactly (engine/rebuild).
+   */
+  paymentRecord?: PaymentRecord;
 };
 
 type Invoke = (...args: (string | number)[]) => Promise<[number, Buffer]>;
@@ -87,26 +121,60 @@ export class MoneyStore {
     if (!fn) throw new Error(`assertion: script ${name} not registered`);
     const reply = await fn.apply(this.redis, args);
     const [replayed, packed] = reply;
-    const parsed = resultSchema.parse(unpackRaw(packed));
+    const raw = unpackRaw(packed);
+    const parsed = resultSchema.parse(raw);
     return {
       replayed: replayed === 1,
       code: parsed.code as ScriptCode,
       payment: parsed.payment ?? null,
       account: parsed.account ?? null,
+      ...(parsed.refund && { refund: parsed.refund }),
       effects: parsed.effects,
       events: parsed.events,
       existing: parsed.existing ?? null,
+      ...(parsed.at_ms !== undefined && { atMs: parsed.at_ms }),
+      ...(parsed.payment && { paymentRecord: paymentRecordSchema.parse((raw as { payment: unknown }).payment) }),
+      ...(parsed.settings && { risk: { settings: effectiveFromLua(parsed.settings) } }),
+      ...(parsed.blacklist && { risk: { blacklist: { ...parsed.blacklist, changed: parsed.blacklist.changed === 1 } } }),
     };
   }
 
   createPayment(cmd: CommandOf<'payment.create'>, nowMs: number): Promise<ScriptResult> {
     const k = this.keys(cmd.merchant_id);
     if (cmd.account_id === undefined) throw new Error('assertion: balance payment without account_id');
+    // Risk keys of the buyer (includes/risk.lua); a rule whose input is absent gets the unused key.
+    const day = shanghaiDay(nowMs);
+    const user = cmd.buyer?.user_id ?? '';
+    const device = cmd.buyer?.device_id ?? '';
+    const ip = cmd.buyer?.ip === undefined ? '' : canonicalIp(cmd.buyer.ip);
     return this.run('paymentCreate', [
       k.payment(cmd.payment_id), k.outTradeNo(cmd.out_trade_no), k.account(cmd.account_id), k.holdsExpiring, k.op(cmd.cmd_id),
+      k.riskConfig, k.riskBlacklist,
+      user === '' ? k.riskUnused : k.riskUserDay(day, user),
+      user === '' ? k.riskUnused : k.riskUserVelocity(user),
+      device === '' ? k.riskUnused : k.riskDeviceDay(day, device),
       this.opTtlS, nowMs, cmd.payment_id, cmd.merchant_id, cmd.out_trade_no, cmd.amount, cmd.currency, cmd.method,
       cmd.account_id, cmd.capture, cmd.hold_ttl_s * 1000, cmd.scene, cmd.subject ?? '',
       cmd.buyer ? JSON.stringify(cmd.buyer) : '', cmd.metadata ? JSON.stringify(cmd.metadata) : '', cmd.notify_url ?? '',
+      user, device, ip, day,
+    ]);
+  }
+
+  verifyPayment(cmd: CommandOf<'payment.verify'>, nowMs: number): Promise<ScriptResult> {
+    const k = this.keys(cmd.merchant_id);
+    return this.run('paymentVerify', [k.payment(cmd.payment_id), k.holdsExpiring, k.op(cmd.cmd_id), this.opTtlS, nowMs, k.accountPrefix]);
+  }
+
+  configureRisk(cmd: CommandOf<'risk.configure'>, nowMs: number): Promise<ScriptResult> {
+    const k = this.keys(cmd.merchant_id);
+    return this.run('riskConfigure', [k.riskConfig, k.op(cmd.cmd_id), this.opTtlS, nowMs, ...settingsToFields(cmd.settings)]);
+  }
+
+  changeBlacklist(cmd: CommandOf<'risk.blacklist'>, nowMs: number): Promise<ScriptResult> {
+    const k = this.keys(cmd.merchant_id);
+    const value = cmd.kind === 'ip' ? canonicalIp(cmd.value) : cmd.value;
+    return this.run('riskBlacklist', [
+      k.riskBlacklist, k.op(cmd.cmd_id), this.opTtlS, nowMs, cmd.action, cmd.kind, value, BLACKLIST_ENTRIES_MAX,
     ]);
   }
 
@@ -125,6 +193,14 @@ export class MoneyStore {
   expirePayment(cmd: CommandOf<'payment.expire'>, nowMs: number): Promise<ScriptResult> {
     const k = this.keys(cmd.merchant_id);
     return this.run('paymentExpire', [k.payment(cmd.payment_id), k.holdsExpiring, k.op(cmd.cmd_id), this.opTtlS, nowMs, k.accountPrefix]);
+  }
+
+  refundPayment(cmd: CommandOf<'payment.refund'>, nowMs: number): Promise<ScriptResult> {
+    const k = this.keys(cmd.merchant_id);
+    return this.run('paymentRefund', [
+      k.payment(cmd.payment_id), k.refund(cmd.refund_id), k.op(cmd.cmd_id),
+      this.opTtlS, nowMs, cmd.refund_id, cmd.amount, cmd.reason ?? '', k.accountPrefix,
+    ]);
   }
 
   createAccount(cmd: CommandOf<'account.create'>, nowMs: number): Promise<ScriptResult> {
@@ -149,6 +225,12 @@ export class MoneyStore {
     const h = await this.redis.hgetall(this.keys(merchantId).account(accountId));
     if (h.currency === undefined) return null;
     return accountSnapshotSchema.parse({ account_id: accountId, currency: h.currency, available: Number(h.available), held: Number(h.held) });
+  }
+
+  async readRefund(merchantId: string, refundId: string): Promise<RawRefund | null> {
+    const h = await this.redis.hgetall(this.keys(merchantId).refund(refundId));
+    if (h.id === undefined) return null;
+    return rawRefundSchema.parse({ ...h, amount: Number(h.amount), created_at_ms: Number(h.created_at_ms) });
   }
 
   async paymentIdByOutTradeNo(merchantId: string, outTradeNo: string): Promise<string | null> {

@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { Counter, Histogram, Registry } from 'prom-client';
 import type { Config } from '../config.ts';
 import { connectNats, logger, pgPool } from '../infra.ts';
+import { serveMetrics } from '../metrics.ts';
 import { decodeEvent } from '../protocol/codec.ts';
 import { names } from '../protocol/subjects.ts';
 import { ensureSettlementConsumer, ensureStreams } from '../streams.ts';
@@ -25,7 +26,7 @@ export async function startSettlement(config: Config, opts: { pool?: pg.Pool; lo
   const ownsPool = !opts.pool;
   const batchMax = config.settlementBatchMax;
   await ensureStreams(jsm, n);
-  await ensureSettlementConsumer(jsm, n, batchMax * 4);
+  await ensureSettlementConsumer(jsm, n, batchMax * 4, config.ackWaitMs);
 
   const registry = new Registry();
   const written = new Counter({ name: 'peakpay_settlement_events_total', help: 'Events written to Postgres', registers: [registry] });
@@ -79,11 +80,13 @@ export async function startSettlement(config: Config, opts: { pool?: pg.Pool; lo
     }
   }
   const running = loop();
+  const metricsServer = config.metricsPort > 0 ? await serveMetrics(registry, config.httpHost, config.metricsPort) : null;
   log.info('settlement consumer running');
 
   return {
     registry,
     async stop(): Promise<void> {
+      metricsServer?.close();
       stopped = true;
       await messages?.close().catch(() => undefined);
       await running;

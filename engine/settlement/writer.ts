@@ -4,12 +4,17 @@
 import type pg from 'pg';
 import type { EngineEvent } from '../protocol/events.ts';
 import { isBalanced } from '../ledger/postings.ts';
+import { writeRiskChanges } from './risk.ts';
+import { writeRefunds } from './refunds.ts';
 
 export type StoredEvent = { seq: number; event: EngineEvent };
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
-export async function writeEvents(pool: pg.Pool, batch: readonly StoredEvent[]): Promise<{ inserted: number }> {
+export async function writeEvents(pool: pg.Pool, delivered: readonly StoredEvent[]): Promise<{ inserted: number }> {
+  // A redelivery can put the same event twice into one batch; ON CONFLICT only guards against rows
+  // already in the table, so keep one copy here.
+  const batch = [...new Map(delivered.map((d) => [d.event.id, d])).values()];
   if (batch.length === 0) return { inserted: 0 };
   for (const { event } of batch) {
     if (!isBalanced(event.postings)) throw new Error(`assertion: unbalanced postings in ${event.id}`);
@@ -92,6 +97,8 @@ export async function writeEvents(pool: pg.Pool, batch: readonly StoredEvent[]):
         [JSON.stringify(rows)],
       );
     }
+    await writeRiskChanges(client, batch.filter((b) => fresh.has(b.event.id)));
+    await writeRefunds(client, batch.filter((b) => fresh.has(b.event.id)));
     await client.query('COMMIT');
     return { inserted: events.length };
   } catch (err) {

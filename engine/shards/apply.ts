@@ -3,6 +3,7 @@
 import type { Command } from '../protocol/commands.ts';
 import type { MoneyStore } from '../redis/store.ts';
 import { outcomeOf, refusal, type Outcome } from './outcome.ts';
+import { riskOutcomeOf } from '../risk/outcome.ts';
 
 export function applyCommand(store: MoneyStore, cmd: Command, nowMs: number): Promise<Outcome> | Outcome {
   switch (cmd.type) {
@@ -18,6 +19,14 @@ export function applyCommand(store: MoneyStore, cmd: Command, nowMs: number): Pr
       return store.cancelPayment(cmd, nowMs).then((r) => outcomeOf(cmd, r, nowMs));
     case 'payment.expire':
       return store.expirePayment(cmd, nowMs).then((r) => outcomeOf(cmd, r, nowMs));
+    case 'payment.verify':
+      return store.verifyPayment(cmd, nowMs).then((r) => outcomeOf(cmd, r, nowMs));
+    case 'payment.refund':
+      return store.refundPayment(cmd, nowMs).then((r) => outcomeOf(cmd, r, nowMs));
+    case 'risk.configure':
+      return store.configureRisk(cmd, nowMs).then((r) => riskOutcomeOf(cmd, r, nowMs));
+    case 'risk.blacklist':
+      return store.changeBlacklist(cmd, nowMs).then((r) => riskOutcomeOf(cmd, r, nowMs));
     case 'account.create':
       return store.createAccount(cmd, nowMs).then((r) => outcomeOf(cmd, r, nowMs));
     case 'account.credit':

@@ -5,12 +5,15 @@ import type { Command } from '../protocol/commands.ts';
 import { PROTOCOL_VERSION } from '../protocol/commands.ts';
 import type { EngineEvent, Reply } from '../protocol/events.ts';
 import type { Currency } from '../protocol/money.ts';
-import { toPayment } from '../protocol/view.ts';
+import { toPayment, toRefund } from '../protocol/view.ts';
 import { postingsFor } from '../ledger/postings.ts';
 import { SCRIPT_ERROR_CODE, ScriptCode } from '../redis/errors.ts';
 import type { ScriptResult } from '../redis/store.ts';
 
-export type Outcome = { events: EngineEvent[]; reply: Reply };
+import type { Payment } from '../protocol/payment.ts';
+
+/** payment: the payment's state after the command (null when the command touched none). */
+export type Outcome = { events: EngineEvent[]; reply: Reply; payment: Payment | null };
 
 export const eventId = (cmdId: string, index: number) => `evt_${cmdId}_${index}`;
 
@@ -19,6 +22,7 @@ export function refusal(cmd: Command, code: string, message: string): Outcome {
   return {
     events: [],
     reply: { v: PROTOCOL_VERSION, cmd_id: cmd.cmd_id, ok: false, replayed: false, code, message, payment_id: null },
+    payment: null,
   };
 }
 
@@ -28,11 +32,13 @@ function accountIdOf(cmd: Command, result: ScriptResult): string | null {
 }
 
 function memoOf(cmd: Command): string | null {
+  if (cmd.type === 'payment.refund') return cmd.reason ?? null;
   return cmd.type === 'account.credit' ? cmd.reason : null;
 }
 
 export function outcomeOf(cmd: Command, result: ScriptResult, nowMs: number): Outcome {
   const payment = result.payment ? toPayment(result.payment) : null;
+  const refund = result.refund ? toRefund(result.refund) : null;
   const currency = (payment?.currency ?? result.account?.currency ?? null) as Currency | null;
   const accountId = accountIdOf(cmd, result);
   if (result.effects.length > 0 && (result.events.length === 0 || currency === null || accountId === null)) {
@@ -52,12 +58,20 @@ export function outcomeOf(cmd: Command, result: ScriptResult, nowMs: number): Ou
     account: result.account,
     postings: i === last ? postings : [],
     memo: memoOf(cmd),
+    result_code: result.code,
+    cmd_events: result.events.length,
+    payment_record: result.paymentRecord ?? result.payment,
+    ...(refund && { refund }),
   }));
 
   if (result.code === ScriptCode.Ok) {
     return {
       events,
-      reply: { v: PROTOCOL_VERSION, cmd_id: cmd.cmd_id, ok: true, replayed: result.replayed, payment, account: result.account },
+      reply: {
+        v: PROTOCOL_VERSION, cmd_id: cmd.cmd_id, ok: true, replayed: result.replayed, payment, account: result.account,
+        ...(refund && { refund }),
+      },
+      payment,
     };
   }
   const err = SCRIPT_ERROR_CODE[result.code];
@@ -72,5 +86,6 @@ export function outcomeOf(cmd: Command, result: ScriptResult, nowMs: number): Ou
       message: err.message,
       payment_id: result.existing ?? payment?.id ?? null,
     },
+    payment,
   };
 }

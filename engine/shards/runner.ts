@@ -9,8 +9,10 @@
 // - Durable: a command is acknowledged only after its Lua effect is applied and its events have
 //   PubAcks from JetStream. On an operating error every unacknowledged message is nak'ed in stream
 //   order and the shard restarts after a bounded backoff, so redelivery keeps the order.
-import type { JetStreamClient, JsMsg, ConsumerMessages } from '@nats-io/jetstream';
+import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
+import { nanos } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/transport-node';
+import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { decodeCommand, encode } from '../protocol/codec.ts';
 import type { Command } from '../protocol/commands.ts';
@@ -20,12 +22,17 @@ import type { Names } from '../protocol/subjects.ts';
 import type { MoneyStore } from '../redis/store.ts';
 import type { EngineMetrics } from '../metrics.ts';
 import { applyCommand } from './apply.ts';
+import { HoldTracker, shardMerchantsKey } from './holds.ts';
 import type { Outcome } from './outcome.ts';
+import { observeRisk } from '../risk/metrics.ts';
 
 export type RunnerDeps = {
   nc: NatsConnection;
   js: JetStreamClient;
+  jsm: JetStreamManager;
   store: MoneyStore;
+  /** The connection the store uses: shard-level keys (merchant set) ride in the same write. */
+  redis: Redis;
   names: Names;
   log: Logger;
   metrics: EngineMetrics;
@@ -35,10 +42,21 @@ export type RunnerDeps = {
   now?: () => number;
 };
 
-type Envelope = { m: JsMsg; cmd: Command };
+/** key: the stream sequence; negative for a catch-up copy, which is not acknowledged. */
+type Envelope = { m: JsMsg; cmd: Command; key: number };
 type Actor = { merchantId: string; mailbox: Envelope[]; running: boolean };
 
 const BACKOFF_MS_MAX = 5_000;
+/**
+ * Life of one pull request. Short, because the server keeps a pull request until it expires even
+ * after its client went away, and keeps handing it messages that then wait out the ack wait.
+ */
+const PULL_EXPIRES_MS = 2_000;
+/** Catch-up ends if the temporary consumer delivers nothing for this long. */
+const CATCH_UP_IDLE_MS = 2_000;
+/** How often the shard looks for holds past their deadline, and how many it expires per look. */
+export const SWEEP_EVERY_MS = 250;
+export const EXPIRE_BATCH_MAX = 1_000;
 
 export class ShardRunner {
   readonly shard: number;
@@ -52,6 +70,11 @@ export class ShardRunner {
   private wakeDrained: (() => void) | null = null;
   private loop: Promise<void> | null = null;
   private readonly now: () => number;
+  readonly holds = new HoldTracker();
+  /** Merchants already recorded in the shard's merchant set by this owner (bounded by merchants). */
+  private readonly knownMerchants = new Set<string>();
+  private sweepTimer: NodeJS.Timeout | null = null;
+  private sweeping = false;
 
   constructor(shard: number, deps: RunnerDeps) {
     this.shard = shard;
@@ -59,19 +82,23 @@ export class ShardRunner {
     this.now = deps.now ?? Date.now;
   }
 
-  start(): void {
+  /** Loads the shard's open holds, then consumes. A runner is started once; re-acquiring makes a new one. */
+  async start(): Promise<void> {
     if (this.loop) throw new Error('assertion: runner started twice');
+    this.loop = Promise.resolve();
+    await this.holds.load(this.d.redis, this.d.names.redisPrefix, this.shard);
+    if (this.stopped) return;
     this.loop = this.run();
+    this.sweepTimer = setInterval(() => void this.sweep(), SWEEP_EVERY_MS);
   }
 
   /** Stop pulling, let running batches finish, nak the rest (redelivered to the next owner). */
   async stop(): Promise<void> {
     this.stopped = true;
-    await this.messages?.close().catch(() => undefined);
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
     this.wakeDrained?.();
+    await this.messages?.close().catch(() => undefined);
     await this.loop;
-    await this.settleActors();
-    this.nakAll();
   }
 
   get inflight(): number {
@@ -82,34 +109,93 @@ export class ShardRunner {
     let backoffMs = 100;
     while (!this.stopped) {
       try {
+        await this.catchUp();
         const consumer = await this.d.js.consumers.get(this.d.names.cmdStream, this.d.names.shardConsumer(this.shard));
-        this.messages = await consumer.consume({ max_messages: Math.min(this.d.batchMax * 2, this.d.inflightMax) });
-        for await (const m of this.messages) {
+        const messages = await consumer.consume({ max_messages: Math.min(this.d.batchMax * 2, this.d.inflightMax), expires: PULL_EXPIRES_MS });
+        this.messages = messages;
+        if (this.stopped) await messages.close();
+        for await (const m of messages) {
+          if (this.stopped || this.failure) break;
           this.receive(m);
-          if (this.failure) break;
           if (this.unacked.size >= this.d.inflightMax) await this.drained();
-          if (this.failure || this.stopped) break;
+          if (this.stopped || this.failure) break;
           backoffMs = 100;
         }
       } catch (err) {
         this.failure ??= err;
       }
-      if (this.stopped) break;
-      // The consume loop ends on failure or when the server side went away: restart cleanly.
+      // Whatever consume() had buffered and we did not take is neither acked nor nak'ed: the next
+      // consumer of this shard (this runner after a failure, or the next owner) catches up on it.
       await this.messages?.close().catch(() => undefined);
+      this.messages = null;
       await this.settleActors();
+      this.nakAll();
+      if (this.stopped) break;
       if (this.failure) {
         this.d.metrics.shardFailures.inc();
         this.d.log.error({ shard: this.shard, err: this.failure }, 'shard failed; nak and restart');
       }
-      this.nakAll();
       this.failure = null;
       await sleep(backoffMs);
       backoffMs = Math.min(backoffMs * 2, BACKOFF_MS_MAX);
     }
   }
 
-  private receive(m: JsMsg): void {
+  /**
+   * Per-merchant order across a change of owner or a restart. Messages delivered to a previous
+   * consumer that neither acked nor nak'ed them (killed, or left in a buffer) are redelivered only
+   * after the ack wait; pulling newer ones before would reorder a merchant's commands. So first
+   * every message of the shard after the consumer's ack floor, up to its last delivered one, is
+   * applied in stream order, read through a temporary consumer. Re-applying one that was already
+   * applied is a replay of its op id (same result, no effect); so is its later redelivery.
+   */
+  private async catchUp(): Promise<void> {
+    const n = this.d.names;
+    const info = await this.d.jsm.consumers.info(n.cmdStream, n.shardConsumer(this.shard));
+    const fromSeq = info.ack_floor.stream_seq + 1;
+    const toSeq = info.delivered.stream_seq;
+    if (info.num_ack_pending === 0 || toSeq < fromSeq) return;
+    const temp = await this.d.jsm.consumers.add(n.cmdStream, {
+      filter_subject: n.cmdShardFilter(this.shard),
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: fromSeq,
+      ack_policy: AckPolicy.None,
+      inactive_threshold: nanos(60_000),
+      mem_storage: true,
+    });
+    let applied = 0;
+    try {
+      const consumer = await this.d.js.consumers.get(n.cmdStream, temp.name);
+      const messages = await consumer.consume({ max_messages: Math.min(this.d.batchMax * 2, this.d.inflightMax) });
+      this.messages = messages;
+      // The range is bounded and every sequence in it was delivered, so it ends; the idle timer
+      // only guards against messages removed by retention meanwhile.
+      let idle = setTimeout(() => void messages.close(), CATCH_UP_IDLE_MS);
+      for await (const m of messages) {
+        clearTimeout(idle);
+        if (m.seq > toSeq || this.stopped || this.failure) break;
+        this.receive(m, true);
+        applied++;
+        if (m.seq === toSeq) break;
+        if (this.unacked.size >= this.d.inflightMax) await this.drained();
+        idle = setTimeout(() => void messages.close(), CATCH_UP_IDLE_MS);
+      }
+      clearTimeout(idle);
+      await messages.close().catch(() => undefined);
+      await this.until(() => this.unacked.size === 0 || this.failure !== null || this.stopped);
+    } finally {
+      this.messages = null;
+      await this.d.jsm.consumers.delete(n.cmdStream, temp.name).catch(() => undefined);
+    }
+    if (this.failure) throw this.failure;
+    if (applied > 0) this.d.log.info({ shard: this.shard, fromSeq, toSeq, applied }, 'caught up with a previous consumer');
+  }
+
+  private async until(done: () => boolean): Promise<void> {
+    while (!done()) await sleep(5);
+  }
+
+  private receive(m: JsMsg, catchUp = false): void {
     let cmd: Command;
     try {
       cmd = decodeCommand(m.data);
@@ -126,14 +212,15 @@ export class ShardRunner {
       }
       return;
     }
-    this.unacked.set(m.seq, m);
+    const key = catchUp ? -m.seq : m.seq;
+    this.unacked.set(key, m);
     this.d.metrics.inflight.labels(String(this.shard)).set(this.unacked.size);
     let actor = this.actors.get(cmd.merchant_id);
     if (!actor) {
       actor = { merchantId: cmd.merchant_id, mailbox: [], running: false };
       this.actors.set(cmd.merchant_id, actor);
     }
-    actor.mailbox.push({ m, cmd });
+    actor.mailbox.push({ m, cmd, key });
     if (!actor.running) void this.drain(actor);
   }
 
@@ -144,14 +231,27 @@ export class ShardRunner {
         const batch = actor.mailbox.splice(0, this.d.batchMax);
         this.d.metrics.batchSize.observe(batch.length);
         const nowMs = this.now();
-        // Issued in one synchronous loop: one write to Redis, applied there in this order.
+        // Issued in one synchronous loop: one write to Redis, applied there in this order. The
+        // merchant joins the shard's merchant set in the same write, before its first hold exists.
+        const known = this.knownMerchants.has(actor.merchantId)
+          ? null
+          : this.d.redis.sadd(shardMerchantsKey(this.d.names.redisPrefix, this.shard), actor.merchantId);
         const outcomes = await Promise.all(batch.map((e) => applyCommand(this.d.store, e.cmd, nowMs)));
+        if (known) {
+          await known;
+          this.knownMerchants.add(actor.merchantId);
+        }
+        this.d.metrics.redisRoundTrips.inc();
+        for (const o of outcomes) if (o.payment) this.holds.observe(actor.merchantId, o.payment);
+        this.d.metrics.holdsOpen.labels(String(this.shard)).set(this.holds.size);
         await this.publishEvents(outcomes);
         for (let i = 0; i < batch.length; i++) this.complete(batch[i] as Envelope, outcomes[i] as Outcome);
+        this.wakeIfDrained();
       }
     } catch (err) {
       this.failure ??= err;
       actor.mailbox.length = 0;
+      this.wakeDrained?.();
       void this.messages?.close().catch(() => undefined);
     } finally {
       actor.running = false;
@@ -173,10 +273,35 @@ export class ShardRunner {
   private complete(e: Envelope, o: Outcome): void {
     const replyTo = e.m.headers?.get(REPLY_HEADER);
     if (replyTo) this.d.nc.publish(replyTo, encode(o.reply));
-    e.m.ack();
-    this.unacked.delete(e.m.seq);
+    if (e.key > 0) e.m.ack();
+    this.unacked.delete(e.key);
     this.d.metrics.inflight.labels(String(this.shard)).set(this.unacked.size);
     this.d.metrics.commands.labels(e.cmd.type, o.reply.ok ? 'ok' : o.reply.code).inc();
+    observeRisk(this.d.metrics, o);
+  }
+
+  /** Publishes payment.expire for every hold past its deadline (bounded per look). */
+  private async sweep(): Promise<void> {
+    if (this.sweeping || this.stopped) return;
+    this.sweeping = true;
+    try {
+      const due = this.holds.takeDue(this.now(), EXPIRE_BATCH_MAX);
+      await Promise.all(
+        due.map((e) => {
+          // Deterministic id: a second publish within the dedup window is dropped by JetStream,
+          // and after it the script answers from its op record.
+          const cmd_id = `exp_${e.paymentId}`;
+          const cmd = { v: PROTOCOL_VERSION, type: 'payment.expire', cmd_id, merchant_id: e.merchantId, ts_ms: this.now(), payment_id: e.paymentId };
+          return this.d.js.publish(this.d.names.cmdSubject(e.merchantId), encode(cmd), { msgID: cmd_id });
+        }),
+      );
+      this.d.metrics.expiriesPublished.inc(due.length);
+    } catch (err) {
+      // Re-armed in the tracker: the next look after EXPIRE_RETRY_MS publishes again.
+      this.d.log.warn({ shard: this.shard, err }, 'publishing expiries failed');
+    } finally {
+      this.sweeping = false;
+    }
   }
 
   private drained(): Promise<void> {
@@ -202,7 +327,7 @@ export class ShardRunner {
   }
 
   private nakAll(): void {
-    for (const m of this.unacked.values()) m.nak();
+    for (const [key, m] of this.unacked) if (key > 0) m.nak();
     this.unacked.clear();
     this.d.metrics.inflight.labels(String(this.shard)).set(0);
   }

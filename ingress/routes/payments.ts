@@ -1,4 +1,4 @@
-// /v1/payments: create, read, capture, cancel. Each POST becomes one engine command.
+// /v1/payments: create, read, capture, cancel, verify. Each POST becomes one engine command.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { SendResult } from '../../engine/client/index.ts';
 import type { Command } from '../../engine/protocol/commands.ts';
@@ -10,7 +10,7 @@ import type { Merchant } from '../../engine/merchants/index.ts';
 import { ApiError, isErrorCode } from '../errors.ts';
 import type { IngressContext } from '../context.ts';
 import { errorResult, idempotent, jsonResult, parseBody, send, type HttpResult } from '../http.ts';
-import { cancelPaymentBody, capturePaymentBody, createPaymentBody } from '../schemas.ts';
+import { cancelPaymentBody, capturePaymentBody, createPaymentBody, verifyPaymentBody } from '../schemas.ts';
 import { readPaymentFromLedger } from './ledger-read.ts';
 
 const paymentLocation = (id: string) => `/v1/payments/${id}`;
@@ -111,24 +111,26 @@ export function paymentRoutes(app: FastifyInstance, ctx: IngressContext): void {
     return send(reply, jsonResult(200, p));
   });
 
-  const transition = (path: 'capture' | 'cancel') =>
+  const transition = (path: 'capture' | 'cancel' | 'verify') =>
     app.post(`/v1/payments/:id/${path}`, async (req, reply) => {
       const merchant = merchantOf(req);
       const { id } = req.params as { id: string };
-      const body = path === 'capture' ? parseBody(req, capturePaymentBody) : (parseBody(req, cancelPaymentBody), {});
+      const body = path === 'capture' ? parseBody(req, capturePaymentBody)
+        : (parseBody(req, path === 'cancel' ? cancelPaymentBody : verifyPaymentBody), {});
       if (!SAFE_ID.test(id)) throw new ApiError('payment.not_found', `no payment ${id}`);
       return idempotent(ctx, req, reply, merchant, async ({ cmdId }) => {
         const base = { v: PROTOCOL_VERSION, cmd_id: cmdId, merchant_id: merchant.id, ts_ms: Date.now(), payment_id: id };
         const cmd: Command =
           path === 'capture'
             ? { ...base, type: 'payment.capture', ...('amount' in body && body.amount !== undefined && { amount: body.amount }) }
-            : { ...base, type: 'payment.cancel' };
+            : { ...base, type: path === 'cancel' ? 'payment.cancel' : 'payment.verify' };
         const sent = await ctx.client.send(cmd, deadlineMs);
         return answer(ctx, req, sent, 200, () => findPayment(ctx, merchant.id, id));
       });
     });
   transition('capture');
   transition('cancel');
+  transition('verify');
 }
 
 async function paymentIdFromLedger(ctx: IngressContext, merchantId: string, outTradeNo: string): Promise<string | null> {

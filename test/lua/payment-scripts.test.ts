@@ -95,6 +95,14 @@ describe('holds', () => {
     expect(expired.code).toBe(ScriptCode.Ok);
     expect(expired.events).toEqual(['payment.expired']);
     expect(await redis.zcard(store.keys(M).holdsExpiring)).toBe(0);
+
+    // A cancel past the deadline expires the hold too: the outcome does not depend on who came first.
+    await store.createPayment(cmds.hold('p3', 'a1', 500, { ttlS: 10 }), NOW);
+    const cancel = await store.cancelPayment(cmds.cancel('p3'), NOW + 10_000);
+    expect(cancel.code).toBe(ScriptCode.HoldExpired);
+    expect(cancel.payment?.status).toBe('expired');
+    expect(cancel.events).toEqual(['payment.expired']);
+    expect(await balance()).toMatchObject({ available: 10_000, held: 0 });
   });
 
   it('refuses a capture above the hold, and a second out_trade_no use', async () => {

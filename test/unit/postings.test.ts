@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { isBalanced, postingsFor } from '../../engine/ledger/postings.ts';
 import type { Effect } from '../../engine/redis/store.ts';
 
-const effect = fc.tuple(fc.constantFrom('hold', 'release', 'capture', 'credit'), fc.integer({ min: 1, max: 1e12 })) as fc.Arbitrary<Effect>;
+const effect = fc.tuple(fc.constantFrom('hold', 'release', 'capture', 'credit', 'refund'), fc.integer({ min: 1, max: 1e12 })) as fc.Arbitrary<Effect>;
 
 describe('ledger postings', () => {
   it('balance to zero for any sequence of effects', () => {
@@ -18,6 +18,13 @@ describe('ledger postings', () => {
       { kind: 'capture', ledger_account: 'merchant:settlement', amount: 60, currency: 'CNY' },
       { kind: 'release', ledger_account: 'wallet:a:held', amount: -40, currency: 'CNY' },
       { kind: 'release', ledger_account: 'wallet:a:available', amount: 40, currency: 'CNY' },
+    ]);
+  });
+
+  it('moves a refund from the merchant back to the wallet\'s available balance', () => {
+    expect(postingsFor('a', 'CNY', [['refund', 25]])).toEqual([
+      { kind: 'refund', ledger_account: 'merchant:settlement', amount: -25, currency: 'CNY' },
+      { kind: 'refund', ledger_account: 'wallet:a:available', amount: 25, currency: 'CNY' },
     ]);
   });
 

@@ -1,6 +1,10 @@
 --[[
-  Cancel a payment that is not final: an authorized hold is voided (released in full); a payment
-  still waiting on the buyer (requires_action, pending, processing) is closed without money moving.
+  Cancel a payment that is not final: a hold (authorized, or requires_action waiting for its
+  verification) is voided (released in full); a payment still waiting on the buyer without a hold
+  (pending, processing) is closed without money moving. The released amount is given back to the
+  buyer's daily risk total when the cancel happens on the (Asia/Shanghai) day it was counted.
+  A hold already past its deadline is expired, not canceled (HOLD_EXPIRED), as capture and verify
+  do: the outcome never depends on whether the sweeper's expiry arrived first.
 
   Input:
     KEYS[1] payment hash   KEYS[2] open holds by deadline   KEYS[3] op record
@@ -8,8 +12,10 @@
 
   Output: {replayed, msgpack{code, payment?, account?, effects, events}}
     code 0 canceled   -4 payment not found   -5 already final (invalid transition)
+        -10 the hold had expired: released, payment expired
 ]]
 --@include "includes/common.lua"
+--@include "includes/risk.lua"
 
 local cached = opCached(KEYS[3])
 if cached then return cached end
@@ -25,16 +31,22 @@ if s ~= 'authorized' and s ~= 'requires_action' and s ~= 'pending' and s ~= 'pro
 end
 
 local effects, account = {}, nil
-if s == 'authorized' and pay.hold_amount > 0 then
+local fields = { status = 'canceled', hold_amount = 0 }
+local code, event = 0, 'payment.canceled'
+if pay.hold_amount > 0 and nowMs >= pay.hold_expires_at_ms then
+  fields.status, code, event = 'expired', -10, 'payment.expired'
+end
+if pay.hold_amount > 0 then
   local acctKey = ARGV[3] .. pay.account_id
   local acct = readAccount(acctKey)
   releaseHold(acctKey, acct, pay.hold_amount)
   effects[1] = { 'release', pay.hold_amount }
   account = accountView(pay.account_id, acct)
+  riskGiveBack(pay, pay.hold_amount, nowMs, fields)
 end
 redis.call('ZREM', KEYS[2], pay.id)
-touchPayment(KEYS[1], pay, nowMs, { status = 'canceled', hold_amount = 0 })
+touchPayment(KEYS[1], pay, nowMs, fields)
 
 return opStore(KEYS[3], ARGV[1], {
-  code = 0, payment = pay, account = account, effects = effects, events = { 'payment.canceled' },
+  code = code, payment = pay, account = account, effects = effects, events = { event },
 })

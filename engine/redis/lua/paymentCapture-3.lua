@@ -1,7 +1,10 @@
 --[[
   Capture (post) an authorized payment's hold, in full or in part; the rest is released at once.
   A hold past its deadline cannot be captured: it is expired here and then (HOLD_EXPIRED), so the
-  answer never depends on whether the sweeper got there first.
+  answer never depends on whether the sweeper got there first. A payment waiting for its risk
+  verification (requires_action) is not authorized yet: INVALID_TRANSITION. What is released (the
+  rest of a partial capture, or an expired hold) is given back to the buyer's daily risk total on
+  the day it was counted.
 
   Input:
     KEYS[1] payment hash   KEYS[2] open holds by deadline   KEYS[3] op record
@@ -14,6 +17,7 @@
           -6  amount exceeds the hold    -10 the hold had expired: released, payment expired
 ]]
 --@include "includes/common.lua"
+--@include "includes/risk.lua"
 
 local cached = opCached(KEYS[3])
 if cached then return cached end
@@ -34,7 +38,9 @@ local hold = pay.hold_amount
 if nowMs >= pay.hold_expires_at_ms then
   releaseHold(acctKey, acct, hold)
   redis.call('ZREM', KEYS[2], pay.id)
-  touchPayment(KEYS[1], pay, nowMs, { status = 'expired', hold_amount = 0 })
+  local expiredFields = { status = 'expired', hold_amount = 0 }
+  riskGiveBack(pay, hold, nowMs, expiredFields)
+  touchPayment(KEYS[1], pay, nowMs, expiredFields)
   return opStore(KEYS[3], ARGV[1], {
     code = -10, payment = pay, account = accountView(pay.account_id, acct),
     effects = { { 'release', hold } }, events = { 'payment.expired' },
@@ -57,7 +63,9 @@ end
 local bad = assertNonNegative(acct)
 if bad then return bad end
 redis.call('ZREM', KEYS[2], pay.id)
-touchPayment(KEYS[1], pay, nowMs, { status = 'succeeded', amount_captured = amount, hold_amount = 0 })
+local fields = { status = 'succeeded', amount_captured = amount, hold_amount = 0 }
+riskGiveBack(pay, hold - amount, nowMs, fields)
+touchPayment(KEYS[1], pay, nowMs, fields)
 
 return opStore(KEYS[3], ARGV[1], {
   code = 0, payment = pay, account = accountView(pay.account_id, acct),

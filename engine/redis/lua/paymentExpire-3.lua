@@ -1,5 +1,7 @@
 --[[
-  Expire an authorized hold whose deadline has passed (TigerBeetle's timeout): release it in full.
+  Expire a hold whose deadline has passed (TigerBeetle's timeout): release it in full. The hold of
+  an authorized payment, or of one still waiting for its risk verification (requires_action). The
+  released amount is given back to the buyer's daily risk total on the day it was counted.
   Sent by the engine's sweeper through the command stream, so it is ordered with the merchant's
   other commands and as durable as they are.
 
@@ -8,10 +10,11 @@
     ARGV[1] op TTL (s)   ARGV[2] now (ms)   ARGV[3] account key prefix (pp:{m}:acct:)
 
   Output: {replayed, msgpack{code, payment?, account?, effects, events}}
-    code 0 expired   -4 payment not found   -5 no longer authorized (resolved first)
+    code 0 expired   -4 payment not found   -5 no longer holding (resolved first)
          -9 deadline not reached yet (nothing changed)
 ]]
 --@include "includes/common.lua"
+--@include "includes/risk.lua"
 
 local cached = opCached(KEYS[3])
 if cached then return cached end
@@ -21,7 +24,7 @@ local pay = readPayment(KEYS[1])
 if not pay then
   return opStore(KEYS[3], ARGV[1], { code = -4, effects = {}, events = {} })
 end
-if pay.status ~= 'authorized' then
+if pay.status ~= 'authorized' and pay.status ~= 'requires_action' then
   redis.call('ZREM', KEYS[2], pay.id)
   return opStore(KEYS[3], ARGV[1], { code = -5, payment = pay, effects = {}, events = {} })
 end
@@ -35,7 +38,9 @@ local acct = readAccount(acctKey)
 local hold = pay.hold_amount
 releaseHold(acctKey, acct, hold)
 redis.call('ZREM', KEYS[2], pay.id)
-touchPayment(KEYS[1], pay, nowMs, { status = 'expired', hold_amount = 0 })
+local fields = { status = 'expired', hold_amount = 0 }
+riskGiveBack(pay, hold, nowMs, fields)
+touchPayment(KEYS[1], pay, nowMs, fields)
 
 return opStore(KEYS[3], ARGV[1], {
   code = 0, payment = pay, account = accountView(pay.account_id, acct),

@@ -4,25 +4,40 @@
   not an error: the payment is recorded as failed (balance.insufficient_funds), so the out_trade_no
   is spent and the storefront sees why.
 
+  Risk rules (includes/risk.lua, docs/RISK.md) run here, in this order, atomically with the hold:
+  blacklist, device, velocity, daily cap, then funds, then unusual hours. A refusal records the
+  payment as failed with failure_code = the reason, moves no money and counts nowhere. A payment in
+  the merchant's unusual hours is held all the same but answered requires_action (next_action
+  verify) until paymentVerify; its capture mode is kept for that moment.
+
   Input:
     KEYS[1] payment hash          pp:{m}:pay:<payment_id>
     KEYS[2] out_trade_no index    pp:{m}:otn:<out_trade_no>
     KEYS[3] account hash          pp:{m}:acct:<account_id>
     KEYS[4] open holds by deadline pp:{m}:holds:exp
     KEYS[5] op record             pp:{m}:op:<cmd_id>
+    KEYS[6] risk settings          pp:{m}:risk:cfg                       (hash)
+    KEYS[7] blacklist              pp:{m}:risk:bl                        (set)
+    KEYS[8] user's day totals      pp:{m}:risk:day:<day>:u:<user>        (hash currency → minor units)
+    KEYS[9] user's velocity log    pp:{m}:risk:vel:u:<user>              (zset payment id → ms)
+    KEYS[10] device's day users    pp:{m}:risk:day:<day>:d:<device>      (set of user_ids)
+             (KEYS[8..10] are pp:{m}:risk:unused when the buyer field they need is absent)
     ARGV[1] op TTL (s)        ARGV[2] now (ms)          ARGV[3] payment id    ARGV[4] merchant id
     ARGV[5] out_trade_no      ARGV[6] amount (minor)    ARGV[7] currency      ARGV[8] method
     ARGV[9] account id        ARGV[10] manual|automatic ARGV[11] hold TTL (ms)
     ARGV[12] scene            ARGV[13] subject          ARGV[14] buyer JSON   ARGV[15] metadata JSON
     ARGV[16] notify_url
+    ARGV[17] buyer user_id ('' = absent)   ARGV[18] buyer device_id ('')   ARGV[19] buyer ip, canonical ('')
+    ARGV[20] Asia/Shanghai day of ARGV[2] (the day in KEYS[8] and KEYS[10])
 
   Output: {replayed, msgpack{code, payment?, account?, effects, events, existing?}}
-    code  0  payment created: authorized | succeeded | failed
+    code  0  payment created: authorized | succeeded | requires_action | failed (risk.* or funds)
          -1  account not found            (nothing changed)
          -2  account currency differs     (nothing changed)
          -3  out_trade_no already used    (existing = that payment's id; nothing changed)
 ]]
 --@include "includes/common.lua"
+--@include "includes/risk.lua"
 
 local cached = opCached(KEYS[5])
 if cached then return cached end
@@ -30,6 +45,8 @@ if cached then return cached end
 local nowMs = tonumber(ARGV[2])
 local amount = tonumber(ARGV[6])
 local currency = ARGV[7]
+local day = tonumber(ARGV[20])
+if day ~= localDay(nowMs) then return redis.error_reply('ASSERT risk day does not match now') end
 
 -- A payment id seen before (its op record expired or was lost with a Redis rebuild): report the
 -- payment as it is, with no second effect.
@@ -57,10 +74,20 @@ local pay = {
   scene = ARGV[12], subject = ARGV[13], buyer = ARGV[14], metadata = ARGV[15], notify_url = ARGV[16],
   status = 'authorized', failure_code = '', failure_message = '', hold_amount = 0, hold_expires_at_ms = 0,
   created_at_ms = nowMs, updated_at_ms = nowMs, version = 1,
+  capture = ARGV[10], risk_day = day, risk_cap_key = '', risk_counted = 0,
 }
 local effects, events = {}, {}
+local buyer = { user = ARGV[17], device = ARGV[18], ip = ARGV[19] }
+local rk = { blacklist = KEYS[7], userDay = KEYS[8], velocity = KEYS[9], deviceDay = KEYS[10] }
+local settings = riskSettings(KEYS[6])
+local refused = riskRefusal(settings, rk, buyer, amount, currency, nowMs)
 
-if acct.available < amount then
+if refused then
+  pay.status = 'failed'
+  pay.failure_code = refused
+  pay.failure_message = RISK_MESSAGES[refused]
+  events[1] = 'payment.failed'
+elseif acct.available < amount then
   pay.status = 'failed'
   pay.failure_code = 'balance.insufficient_funds'
   pay.failure_message = 'the wallet does not hold enough available balance'
@@ -69,7 +96,16 @@ else
   acct.available = redis.call('HINCRBY', KEYS[3], 'available', -amount)
   acct.held = redis.call('HINCRBY', KEYS[3], 'held', amount)
   effects[#effects + 1] = { 'hold', amount }
-  if ARGV[10] == 'automatic' then
+  pay.risk_counted = riskRecord(settings, rk, buyer, amount, currency, nowMs, pay.id)
+  if pay.risk_counted > 0 then pay.risk_cap_key = KEYS[8] end
+  if inUnusualHours(localMinute(nowMs), settings.unusual_hours) then
+    -- Held so that a verified payment cannot fail for lack of funds; it expires like any hold.
+    pay.status = 'requires_action'
+    pay.hold_amount = amount
+    pay.hold_expires_at_ms = nowMs + tonumber(ARGV[11])
+    redis.call('ZADD', KEYS[4], pay.hold_expires_at_ms, pay.id)
+    events[1] = 'payment.requires_action'
+  elseif ARGV[10] == 'automatic' then
     acct.held = redis.call('HINCRBY', KEYS[3], 'held', -amount)
     redis.call('HINCRBY', KEYS[3], 'captured', amount)
     effects[#effects + 1] = { 'capture', amount }

@@ -1,0 +1,81 @@
+--[[
+  Refund (part of) a succeeded wallet payment back to the buyer's wallet: available += amount,
+  the account's refunded += amount, the payment's amount_refunded += amount. Any number of
+  refunds, while together they stay within what was captured (amount_refunded + amount <=
+  amount_captured); one that would exceed it changes nothing. The payment stays `succeeded`, also
+  when refunded in full (amount_refunded = amount_captured says so; API.md has no other status).
+  Each refund is a record of its own under its refund id, kept without TTL so that it can be read
+  back. A refund id seen before (its op record expired, or lost with a Redis rebuild) is reported
+  as it is, with no second effect. The daily risk total is not given back: a refund is the
+  merchant's decision after the fact (docs/RISK.md).
+
+  Input:
+    KEYS[1] payment hash   pp:{m}:pay:<payment_id>
+    KEYS[2] refund hash    pp:{m}:refund:<refund_id>
+    KEYS[3] op record      pp:{m}:op:<cmd_id>
+    ARGV[1] op TTL (s)   ARGV[2] now (ms)   ARGV[3] refund id   ARGV[4] amount (minor units, > 0)
+    ARGV[5] reason ('' = none)   ARGV[6] account key prefix (pp:{m}:acct:) — same hash tag
+
+  Output: {replayed, msgpack{code, payment?, account?, refund?, effects, events}}
+    code   0  refunded (or the refund id already names a refund of this payment: that refund, no effect)
+          -4  payment not found
+          -5  the payment is not succeeded, is not a wallet payment, or the refund id names a
+              refund of another payment (invalid transition; nothing changed)
+          -11 the refunds would exceed the captured amount (nothing changed)
+]]
+--@include "includes/common.lua"
+
+local REFUND_NUMERIC = { amount = true, created_at_ms = true }
+
+local cached = opCached(KEYS[3])
+if cached then return cached end
+
+local nowMs = tonumber(ARGV[2])
+local amount = tonumber(ARGV[4])
+if not amount or amount <= 0 or amount % 1 ~= 0 then
+  return redis.error_reply('ASSERT refund amount must be a positive integer')
+end
+
+local pay = readPayment(KEYS[1])
+local existing = readHash(KEYS[2], REFUND_NUMERIC)
+if existing then
+  if pay and existing.payment_id == pay.id then
+    return opStore(KEYS[3], ARGV[1], { code = 0, payment = pay, refund = existing, effects = {}, events = {} })
+  end
+  return opStore(KEYS[3], ARGV[1], { code = -5, payment = pay, effects = {}, events = {} })
+end
+if not pay then
+  return opStore(KEYS[3], ARGV[1], { code = -4, effects = {}, events = {} })
+end
+-- Only wallet payments move money back here; a channel refund goes through its channel.
+if pay.status ~= 'succeeded' or pay.channel ~= 'balance' then
+  return opStore(KEYS[3], ARGV[1], { code = -5, payment = pay, effects = {}, events = {} })
+end
+if pay.amount_refunded + amount > pay.amount_captured then
+  return opStore(KEYS[3], ARGV[1], { code = -11, payment = pay, effects = {}, events = {} })
+end
+
+local acctKey = ARGV[6] .. pay.account_id
+local acct = readAccount(acctKey)
+if not acct then return redis.error_reply('ASSERT the account of a succeeded payment is missing') end
+acct.available = redis.call('HINCRBY', acctKey, 'available', amount)
+redis.call('HINCRBY', acctKey, 'refunded', amount)
+local bad = assertNonNegative(acct)
+if bad then return bad end
+
+local refund = {
+  id = ARGV[3], merchant_id = pay.merchant_id, payment_id = pay.id, account_id = pay.account_id,
+  amount = amount, currency = pay.currency, status = 'succeeded', reason = ARGV[5], created_at_ms = nowMs,
+}
+local flat = {}
+for k, v in pairs(refund) do
+  flat[#flat + 1] = k
+  flat[#flat + 1] = v
+end
+redis.call('HSET', KEYS[2], unpack(flat))
+touchPayment(KEYS[1], pay, nowMs, { amount_refunded = pay.amount_refunded + amount })
+
+return opStore(KEYS[3], ARGV[1], {
+  code = 0, payment = pay, account = accountView(pay.account_id, acct), refund = refund,
+  effects = { { 'refund', amount } }, events = { 'refund.succeeded' },
+})
