@@ -44,7 +44,13 @@ async function upsertConsumer(jsm: JetStreamManager, stream: string, config: Par
   }
 }
 
-export async function ensureShardConsumer(jsm: JetStreamManager, n: Names, shard: number, maxAckPending: number, ackWaitMs: number): Promise<void> {
+/**
+ * The server-side bound is twice the runner's (which stops reading at inflightMax): the client's
+ * pull buffer sits on top of what the runner holds, and a pull that reaches max_ack_pending is
+ * answered 409, after which nats.js stalls until two heartbeats are missed (seconds at a trickle).
+ */
+export async function ensureShardConsumer(jsm: JetStreamManager, n: Names, shard: number, inflightMax: number, ackWaitMs: number): Promise<void> {
+  const maxAckPending = inflightMax * 2;
   await upsertConsumer(jsm, n.cmdStream, {
     durable_name: n.shardConsumer(shard),
     filter_subject: n.cmdShardFilter(shard),
