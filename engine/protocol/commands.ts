@@ -1,5 +1,5 @@
 // Commands: what the ingress (and operators) ask the engine to do. One schema, versioned, carried
-// as msgpack on <ns>.cmd.<shard>.<merchant_id>. cmd_id is also the JetStream Nats-Msg-Id and the
+// as msgpack on <ns>.cmd.<shard>. cmd_id is also the JetStream Nats-Msg-Id and the
 // op id of the money effect, so a duplicate publish or a redelivery is a no-op.
 import { z } from 'zod';
 import { amountSchema, currencySchema } from './money.ts';

@@ -1,4 +1,4 @@
-// One shard: a durable pull consumer on <ns>.cmd.<shard>.> and the per-merchant actors fed by it.
+// One shard: a durable pull consumer on <ns>.cmd.<shard> and the per-merchant actors fed by it.
 //
 // - Per merchant, in order: each merchant has a mailbox; one batch at a time runs for it.
 // - Across merchants, in parallel: actors of different merchants run concurrently.
@@ -48,10 +48,11 @@ type Actor = { merchantId: string; mailbox: Envelope[]; running: boolean };
 
 const BACKOFF_MS_MAX = 5_000;
 /**
- * Life of one pull request. Short, because the server keeps a pull request until it expires even
- * after its client went away, and keeps handing it messages that then wait out the ack wait.
+ * Life of one pull request while the shard is idle (under load a pull fills at once). nats.js
+ * fails a fetch after two missed heartbeats (expires/2 each), so it must be long compared with
+ * any pause of the event loop. A pull abandoned on stop is covered by the next catch-up.
  */
-const PULL_EXPIRES_MS = 2_000;
+const PULL_EXPIRES_MS = 30_000;
 /** Catch-up ends if the temporary consumer delivers nothing for this long. */
 const CATCH_UP_IDLE_MS = 2_000;
 /** How often the shard looks for holds past their deadline, and how many it expires per look. */
@@ -111,20 +112,26 @@ export class ShardRunner {
       try {
         await this.catchUp();
         const consumer = await this.d.js.consumers.get(this.d.names.cmdStream, this.d.names.shardConsumer(this.shard));
-        const messages = await consumer.consume({ max_messages: Math.min(this.d.batchMax * 2, this.d.inflightMax), expires: PULL_EXPIRES_MS });
-        this.messages = messages;
-        if (this.stopped) await messages.close();
-        for await (const m of messages) {
+        // Our own pull loop on fetch(): back-pressure is decided before each pull (never while a
+        // pull is being read), and a pull asks only for what fits under inflightMax. consume()
+        // was measured to drift into pulls of one or two messages under this load.
+        while (!this.stopped && !this.failure) {
+          if (this.unacked.size >= this.d.inflightMax / 2) await this.drained();
           if (this.stopped || this.failure) break;
-          this.receive(m);
-          if (this.unacked.size >= this.d.inflightMax) await this.drained();
-          if (this.stopped || this.failure) break;
-          backoffMs = 100;
+          const room = this.d.inflightMax - this.unacked.size;
+          const messages = await consumer.fetch({ max_messages: Math.min(this.d.batchMax * 2, room), expires: PULL_EXPIRES_MS });
+          this.messages = messages;
+          if (this.stopped) await messages.close();
+          for await (const m of messages) {
+            if (this.stopped || this.failure) break;
+            this.receive(m);
+            backoffMs = 100;
+          }
         }
       } catch (err) {
         this.failure ??= err;
       }
-      // Whatever consume() had buffered and we did not take is neither acked nor nak'ed: the next
+      // Whatever the last pull still had in flight and we did not take is neither acked nor nak'ed: the next
       // consumer of this shard (this runner after a failure, or the next owner) catches up on it.
       await this.messages?.close().catch(() => undefined);
       this.messages = null;
