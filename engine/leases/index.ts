@@ -43,8 +43,9 @@ export class ShardLeases {
   constructor(opts: LeaseOptions) {
     this.o = { leaseTtlMs: LEASE_TTL_MS, tickMs: LEASE_TICK_MS, ...opts };
     if (this.o.tickMs * 3 > this.o.leaseTtlMs) throw new Error('assertion: lease TTL must cover three renewals');
-    // Stop a shard we could not renew while the key still has at least one tick of life left.
-    this.fenceAfterMs = this.o.leaseTtlMs - 2 * this.o.tickMs;
+    // Stop a shard we could not renew while its key still has half its life left: the stop
+    // (one in-flight batch) must be over before another engine can take the key.
+    this.fenceAfterMs = Math.floor(this.o.leaseTtlMs / 2);
   }
 
   get shards(): number[] {

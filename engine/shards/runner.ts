@@ -234,7 +234,9 @@ export class ShardRunner {
   private async drain(actor: Actor): Promise<void> {
     actor.running = true;
     try {
-      while (actor.mailbox.length > 0 && !this.failure) {
+      // A stopped runner (released, or fenced because its lease could not be renewed) takes no
+      // further batch: the next owner's catch-up applies what is left, in order.
+      while (actor.mailbox.length > 0 && !this.failure && !this.stopped) {
         const batch = actor.mailbox.splice(0, this.d.batchMax);
         this.d.metrics.batchSize.observe(batch.length);
         const nowMs = this.now();

@@ -18,8 +18,9 @@ export class CryptoPool {
       minThreads: threads,
       maxThreads: threads,
       maxQueue: CRYPTO_QUEUE_MAX,
-      // Workers inherit `--import tsx` from the process, so they load the TypeScript task module.
-      execArgv: process.execArgv,
+      // The task module is TypeScript: workers need tsx's loader, which a process started by tsx
+      // passes on; one started otherwise (a test runner) gets it added.
+      execArgv: process.execArgv.some((a) => a.includes('tsx')) ? process.execArgv : [...process.execArgv, '--import', 'tsx'],
     });
   }
 
