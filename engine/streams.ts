@@ -34,14 +34,33 @@ export async function ensureStreams(jsm: JetStreamManager, n: Names): Promise<vo
   await upsertStream(jsm, n.evtStream, n.evtSubjectAll, 30 * DAY_MS);
 }
 
-/** Creates a durable consumer, or updates the settings that may change on an existing one. */
+/**
+ * Creates a durable consumer, or updates the settings that may change on an existing one. A
+ * consumer whose filter subject changed (a new subject layout) is recreated from its ack floor
+ * instead: nats-server 2.9 accepts a filter update but keeps waking the consumer for the old
+ * subjects, so new messages wait for the next pull (measured: seconds).
+ */
 async function upsertConsumer(jsm: JetStreamManager, stream: string, config: Parameters<JetStreamManager['consumers']['add']>[1] & { durable_name: string }): Promise<void> {
+  let existing: Awaited<ReturnType<JetStreamManager['consumers']['info']>> | null = null;
   try {
-    await jsm.consumers.add(stream, config);
+    existing = await jsm.consumers.info(stream, config.durable_name);
   } catch (err) {
-    if (!/already exists/i.test(String((err as Error).message))) throw err;
-    await jsm.consumers.update(stream, config.durable_name, { ack_wait: config.ack_wait, max_ack_pending: config.max_ack_pending });
+    if (!/not found/i.test(String((err as Error).message))) throw err;
   }
+  if (existing === null) {
+    await jsm.consumers.add(stream, config);
+    return;
+  }
+  if (existing.config.filter_subject !== config.filter_subject) {
+    await jsm.consumers.delete(stream, config.durable_name);
+    await jsm.consumers.add(stream, {
+      ...config,
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: existing.ack_floor.stream_seq + 1,
+    });
+    return;
+  }
+  await jsm.consumers.update(stream, config.durable_name, { ack_wait: config.ack_wait, max_ack_pending: config.max_ack_pending });
 }
 
 /**
