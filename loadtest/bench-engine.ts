@@ -13,11 +13,11 @@ import { randomBytes } from 'node:crypto';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { Redis } from 'ioredis';
 import { loadConfig, type Config } from '../engine/config.ts';
 import { connectNats } from '../engine/infra.ts';
-import { encode } from '../engine/protocol/codec.ts';
+import { publishAll } from '../engine/client/publish.ts';
 import { PROTOCOL_VERSION, type Command } from '../engine/protocol/commands.ts';
 import { names, type Names } from '../engine/protocol/subjects.ts';
 import { ensureShardConsumer, ensureStreams } from '../engine/streams.ts';
@@ -41,18 +41,6 @@ const METRICS_PORT = 19464;
 
 type Scenario = { name: string; merchants: string[]; accountsPerMerchant: number };
 type Result = { name: string; payments: number; seconds: number; perSecond: number; roundTripsPerPayment: number; redisCommandsPerPayment: number; avgBatch: number };
-
-async function publishAll(nc: Awaited<ReturnType<typeof connectNats>>, n: Names, cmds: Command[]): Promise<void> {
-  const js = jetstream(nc);
-  let next = 0;
-  const worker = async () => {
-    while (next < cmds.length) {
-      const cmd = cmds[next++] as Command;
-      await js.publish(n.cmdSubject(cmd.merchant_id), encode(cmd), { msgID: cmd.cmd_id });
-    }
-  };
-  await Promise.all(Array.from({ length: PUBLISH_WINDOW }, worker));
-}
 
 async function remaining(jsm: JetStreamManager, n: Names): Promise<number> {
   let r = 0;
@@ -120,7 +108,7 @@ async function run(s: Scenario, baseEnv: NodeJS.ProcessEnv): Promise<Result> {
     }
   }
   let engine = startEngine(config);
-  await publishAll(nc, n, setup);
+  await publishAll(nc, n, setup, PUBLISH_WINDOW);
   while ((await remaining(jsm, n)) > 0) await new Promise((r) => setTimeout(r, 100));
   await engine.stop();
 
@@ -133,7 +121,7 @@ async function run(s: Scenario, baseEnv: NodeJS.ProcessEnv): Promise<Result> {
       hold_ttl_s: 900, scene: 'pc',
     });
   }
-  await publishAll(nc, n, backlog);
+  await publishAll(nc, n, backlog, PUBLISH_WINDOW);
   const redisBefore = await redisCommandCount(redis);
 
   engine = startEngine(config);

@@ -3,12 +3,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type pg from 'pg';
 import { Redis } from 'ioredis';
 import type { Config } from '../engine/config.ts';
-import { encode } from '../engine/protocol/codec.ts';
 import { PROTOCOL_VERSION, type Command } from '../engine/protocol/commands.ts';
 import type { Names } from '../engine/protocol/subjects.ts';
 import { merchantKeys } from '../engine/redis/keys.ts';
@@ -80,18 +79,7 @@ export async function shardOwners(nc: NatsConnection, n: Names): Promise<(string
   return out;
 }
 
-/** Publishes commands to JetStream with at most `window` PubAcks outstanding. */
-export async function publishAll(nc: NatsConnection, n: Names, cmds: Command[], window = 256): Promise<void> {
-  const js = jetstream(nc);
-  let next = 0;
-  const worker = async () => {
-    while (next < cmds.length) {
-      const cmd = cmds[next++] as Command;
-      await js.publish(n.cmdSubject(cmd.merchant_id), encode(cmd), { msgID: cmd.cmd_id });
-    }
-  };
-  await Promise.all(Array.from({ length: window }, worker));
-}
+export { publishAll } from '../engine/client/publish.ts';
 
 /** Commands not yet acknowledged by an engine (pending delivery or delivered and unacked). */
 export async function remainingCommands(jsm: JetStreamManager, n: Names): Promise<number> {

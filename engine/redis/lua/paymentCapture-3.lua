@@ -18,6 +18,7 @@
 ]]
 --@include "includes/common.lua"
 --@include "includes/risk.lua"
+--@include "includes/holds.lua"
 
 local cached = opCached(KEYS[3])
 if cached then return cached end
@@ -36,15 +37,7 @@ local acct = readAccount(acctKey)
 local hold = pay.hold_amount
 
 if nowMs >= pay.hold_expires_at_ms then
-  releaseHold(acctKey, acct, hold)
-  redis.call('ZREM', KEYS[2], pay.id)
-  local expiredFields = { status = 'expired', hold_amount = 0 }
-  riskGiveBack(pay, hold, nowMs, expiredFields)
-  touchPayment(KEYS[1], pay, nowMs, expiredFields)
-  return opStore(KEYS[3], ARGV[1], {
-    code = -10, payment = pay, account = accountView(pay.account_id, acct),
-    effects = { { 'release', hold } }, events = { 'payment.expired' },
-  })
+  return opStore(KEYS[3], ARGV[1], expireHold(KEYS[1], KEYS[2], acctKey, acct, pay, nowMs, -10))
 end
 
 local amount = tonumber(ARGV[3])

@@ -15,6 +15,7 @@
 ]]
 --@include "includes/common.lua"
 --@include "includes/risk.lua"
+--@include "includes/holds.lua"
 
 local cached = opCached(KEYS[3])
 if cached then return cached end
@@ -34,15 +35,4 @@ if nowMs < pay.hold_expires_at_ms then
 end
 
 local acctKey = ARGV[3] .. pay.account_id
-local acct = readAccount(acctKey)
-local hold = pay.hold_amount
-releaseHold(acctKey, acct, hold)
-redis.call('ZREM', KEYS[2], pay.id)
-local fields = { status = 'expired', hold_amount = 0 }
-riskGiveBack(pay, hold, nowMs, fields)
-touchPayment(KEYS[1], pay, nowMs, fields)
-
-return opStore(KEYS[3], ARGV[1], {
-  code = 0, payment = pay, account = accountView(pay.account_id, acct),
-  effects = { { 'release', hold } }, events = { 'payment.expired' },
-})
+return opStore(KEYS[3], ARGV[1], expireHold(KEYS[1], KEYS[2], acctKey, readAccount(acctKey), pay, nowMs, 0))
