@@ -4,7 +4,7 @@
 import { Packr } from 'msgpackr';
 import type { z } from 'zod';
 import { commandSchema, type Command } from './commands.ts';
-import { eventSchema, replySchema, type EngineEvent, type Reply } from './events.ts';
+import { eventBatchSchema, eventSchema, replySchema, type EngineEvent, type EventBatch, type Reply } from './events.ts';
 
 const packr = new Packr({ useRecords: false, int64AsType: 'number', mapsAsObjects: true });
 
@@ -34,6 +34,7 @@ function decodeWith<S extends z.ZodType>(schema: S, what: string, bytes: Uint8Ar
 
 export const decodeCommand = (bytes: Uint8Array): Command => decodeWith(commandSchema, 'command', bytes);
 export const decodeEvent = (bytes: Uint8Array): EngineEvent => decodeWith(eventSchema, 'event', bytes);
+export const decodeEventBatch = (bytes: Uint8Array): EventBatch => decodeWith(eventBatchSchema, 'event batch', bytes);
 export const decodeReply = (bytes: Uint8Array): Reply => decodeWith(replySchema, 'reply', bytes);
 /** Raw msgpack without validation: for Lua results, which the caller validates itself. */
 export const unpackRaw = (bytes: Uint8Array): unknown => packr.unpack(bytes);

@@ -77,6 +77,20 @@ export const eventSchema = z.object({
 export type EngineEvent = z.infer<typeof eventSchema>;
 
 /** Reply to the waiting ingress or operator, sent on the command's Pp-Reply subject (core NATS). */
+/**
+ * What travels on <ns>.evt.<shard>: all events of one command in one message (Nats-Msg-Id =
+ * evb_<cmd_id>), so a command costs one JetStream write and one PubAck however many events it has.
+ */
+export const EVENTS_PER_COMMAND_MAX = 16;
+export const eventBatchSchema = z.object({
+  v: z.literal(PROTOCOL_VERSION),
+  cmd_id: safeIdSchema,
+  merchant_id: safeIdSchema,
+  events: z.array(eventSchema).min(1).max(EVENTS_PER_COMMAND_MAX),
+});
+export type EventBatch = z.infer<typeof eventBatchSchema>;
+export const eventBatchMsgId = (cmdId: string) => `evb_${cmdId}`;
+
 export const replySchema = z.union([
   z.object({
     v: z.literal(PROTOCOL_VERSION),

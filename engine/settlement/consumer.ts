@@ -9,7 +9,7 @@ import { Counter, Histogram, Registry } from 'prom-client';
 import type { Config } from '../config.ts';
 import { connectNats, logger, pgPool } from '../infra.ts';
 import { serveMetrics } from '../metrics.ts';
-import { decodeEvent } from '../protocol/codec.ts';
+import { decodeEventBatch } from '../protocol/codec.ts';
 import { names } from '../protocol/subjects.ts';
 import { ensureSettlementConsumer, ensureStreams } from '../streams.ts';
 import { writeEvents, type StoredEvent } from './writer.ts';
@@ -45,7 +45,7 @@ export async function startSettlement(config: Config, opts: { pool?: pg.Pool; lo
     const batch: StoredEvent[] = [];
     for (const m of msgs) {
       try {
-        batch.push({ seq: m.seq, event: decodeEvent(m.data) });
+        for (const event of decodeEventBatch(m.data).events) batch.push({ seq: m.seq, event });
       } catch (err) {
         log.error({ seq: m.seq, err: (err as Error).message }, 'undecodable event terminated');
         m.term();

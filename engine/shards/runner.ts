@@ -16,6 +16,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { decodeCommand, encode } from '../protocol/codec.ts';
 import type { Command } from '../protocol/commands.ts';
+import { eventBatchMsgId, type EventBatch } from '../protocol/events.ts';
 import { PROTOCOL_VERSION } from '../protocol/commands.ts';
 import { REPLY_HEADER } from '../protocol/headers.ts';
 import type { Names } from '../protocol/subjects.ts';
@@ -272,9 +273,10 @@ export class ShardRunner {
   private async publishEvents(outcomes: Outcome[]): Promise<void> {
     const acks: Promise<unknown>[] = [];
     for (const o of outcomes) {
-      for (const ev of o.events) {
-        acks.push(this.d.js.publish(this.d.names.evtSubject(ev.merchant_id), encode(ev), { msgID: ev.id }));
-      }
+      const first = o.events[0];
+      if (!first) continue;
+      const batch: EventBatch = { v: PROTOCOL_VERSION, cmd_id: first.cmd_id, merchant_id: first.merchant_id, events: o.events };
+      acks.push(this.d.js.publish(this.d.names.evtSubject(first.merchant_id), encode(batch), { msgID: eventBatchMsgId(first.cmd_id) }));
     }
     await Promise.all(acks);
   }

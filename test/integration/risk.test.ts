@@ -95,7 +95,7 @@ describe('risk rules through the ingress', () => {
     expect(await wallet()).toMatchObject({ available: before.available - 1999, held: before.held });
 
     const types = await waitFor('events of the challenged payment', async () => {
-      const r = await h.pool.query<{ type: string }>('SELECT type FROM events WHERE payment_id = $1 ORDER BY stream_seq', [p.id]);
+      const r = await h.pool.query<{ type: string }>('SELECT type FROM events WHERE payment_id = $1 ORDER BY stream_seq, id', [p.id]);
       return r.rows.length === 3 ? r.rows.map((x) => x.type) : null;
     });
     expect(types).toEqual(['payment.requires_action', 'payment.authorized', 'payment.succeeded']);
