@@ -1,5 +1,5 @@
 // Events: what happened, emitted by the engine after a command's money effect is applied in Redis,
-// published to <ns>.evt.<shard> with Nats-Msg-Id = id, written to Postgres by the
+// published to <ns>.evt.<shard> (all events of a command in one message, see eventBatchSchema), written to Postgres by the
 // settlement consumer idempotently on id. Each event carries its own balanced ledger postings.
 import { z } from 'zod';
 import { currencySchema, signedAmountSchema } from './money.ts';
