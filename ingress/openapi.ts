@@ -16,13 +16,21 @@ const errorsFor = (...codes: (keyof typeof ERRORS)[]) => {
   for (const c of codes) {
     const status = String(ERRORS[c].status);
     const prev = (out[status] as { description: string } | undefined)?.description;
-    out[status] = { description: prev ? `${prev}, ${c}` : c, ...problem };
+    out[status] = { description: prev ? `${prev}, ${c}` : c, ...problem, ...(c === 'rate_limited' ? { headers: { 'Retry-After': retryAfter } } : {}) };
   }
   return out;
 };
+const retryAfter = { description: 'Seconds to wait before retrying', schema: { type: 'integer', minimum: 1 } };
 
-const AUTH_ERRORS = ['auth.missing', 'auth.malformed', 'auth.unknown_merchant', 'auth.invalid_signature', 'auth.timestamp_out_of_window', 'auth.nonce_reused'] as const;
-const POST_ERRORS = [...AUTH_ERRORS, 'request.malformed_json', 'request.too_large', 'validation.failed', 'idempotency.key_missing', 'idempotency.key_reused', 'idempotency.in_progress', 'engine.unavailable'] as const;
+/** Every merchant call can be refused before it reaches its route. */
+const AUTH_ERRORS = [
+  'auth.missing', 'auth.malformed', 'auth.unknown_merchant', 'auth.invalid_signature', 'auth.timestamp_out_of_window', 'auth.nonce_reused',
+  'auth.merchant_disabled', 'rate_limited',
+] as const;
+const POST_ERRORS = [
+  ...AUTH_ERRORS, 'request.malformed_json', 'request.too_large', 'request.unsupported_media_type', 'validation.failed',
+  'idempotency.key_missing', 'idempotency.key_invalid', 'idempotency.key_reused', 'idempotency.in_progress', 'engine.unavailable',
+] as const;
 
 export function openApiDocument() {
   const paymentResponse = (description: string) => ({ description, ...json(paymentSchema) });
@@ -138,6 +146,7 @@ export function openApiDocument() {
       '/healthz': { get: { security: [], summary: 'Process alive', responses: { 200: { description: 'ok' } } } },
       '/readyz': { get: { security: [], summary: 'NATS and Redis reachable, engine consuming', responses: { 200: { description: 'ready' }, 503: { description: 'not ready' } } } },
       '/metrics': { get: { security: [], summary: 'Prometheus metrics', responses: { 200: { description: 'text exposition format' } } } },
+      '/openapi.json': { get: { security: [], summary: 'This document', responses: { 200: { description: 'OpenAPI 3.1 JSON' } } } },
     },
   };
 }

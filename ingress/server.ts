@@ -15,6 +15,16 @@ export const BODY_BYTES_MAX = 16 * 1024;
 const READY_CACHE_MS = 1_000;
 const EMPTY_BODY = Buffer.alloc(0);
 
+export type RegisteredRoute = { method: string; url: string };
+const routeTables = new WeakMap<FastifyInstance, RegisteredRoute[]>();
+
+/** Every route registered on a server built here (fastify's implicit HEAD routes excluded). */
+export function registeredRoutes(app: FastifyInstance): readonly RegisteredRoute[] {
+  const routes = routeTables.get(app);
+  if (!routes) throw new Error('assertion: not a server from buildServer');
+  return routes;
+}
+
 function fastifyErrorToApi(err: FastifyError): ApiError {
   switch (err.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
@@ -36,6 +46,13 @@ export async function buildServer(ctx: IngressContext): Promise<FastifyInstance>
     genReqId: () => newRequestId(),
     requestIdHeader: false,
     return503OnClosing: true,
+  });
+  // Recorded before any route exists, so routes added later (here or in plugins) are listed too:
+  // the OpenAPI test checks each of them is documented.
+  const routes: RegisteredRoute[] = [];
+  routeTables.set(app, routes);
+  app.addHook('onRoute', (r) => {
+    for (const method of [r.method].flat()) if (method !== 'HEAD') routes.push({ method, url: r.url });
   });
   app.decorateRequest('merchant', null);
   app.decorateRequest('rawBody', null as unknown as Buffer);
