@@ -4,7 +4,7 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { Config } from './config.ts';
 import { connectNats, connectRedis, logger } from './infra.ts';
 import { ShardLeases } from './leases/index.ts';
-import { engineMetrics, serveMetrics } from './metrics.ts';
+import { BACKLOG_SAMPLE_EVERY_MS, engineMetrics, sampleConsumerLag, sampleEvery, serveMetrics } from './metrics.ts';
 import { names } from './protocol/subjects.ts';
 import { MoneyStore } from './redis/store.ts';
 import { ShardRunner } from './shards/runner.ts';
@@ -20,12 +20,15 @@ export async function startEngine(config: Config, opts: EngineOptions = {}) {
   const jsm = await jetstreamManager(nc);
   const js = jetstream(nc);
   const redis = connectRedis(config, `engine-${engineId}`);
-  const store = new MoneyStore(redis, { prefix: n.redisPrefix, opTtlS: config.opTtlS });
   const metrics = engineMetrics();
+  const store = new MoneyStore(redis, { prefix: n.redisPrefix, opTtlS: config.opTtlS, metrics: metrics.lua });
   await ensureStreams(jsm, n);
   for (let shard = 0; shard < config.shardCount; shard++) await ensureShardConsumer(jsm, n, shard, config.shardInflightMax, config.ackWaitMs);
 
   const runners = new Map<number, ShardRunner>();
+  metrics.shardsConfigured.set(config.shardCount);
+  metrics.observeShards(() => [...runners.values()]);
+  const lagSampler = sampleEvery(BACKLOG_SAMPLE_EVERY_MS, () => sampleConsumerLag(jsm, n, runners.keys(), metrics.consumerLag), log, 'consumer lag');
   const leases = new ShardLeases({
     bucket: n.leaseBucket,
     engineId,
@@ -61,6 +64,7 @@ export async function startEngine(config: Config, opts: EngineOptions = {}) {
     shards: () => leases.shards,
     async stop(): Promise<void> {
       metricsServer?.close();
+      lagSampler.stop();
       await leases.stop();
       await nc.drain().catch(() => undefined);
       redis.disconnect();

@@ -1,3 +1,6 @@
+// Prometheus metrics of the ingress (GET /metrics on its own HTTP port). Labels are bounded: the
+// route is fastify's pattern (/v1/payments/:id, or "unmatched"), never the URL with its ids; the
+// method is one Node's HTTP parser accepts; the status one fastify sends.
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export function ingressMetrics(registry = new Registry()) {
@@ -6,14 +9,14 @@ export function ingressMetrics(registry = new Registry()) {
     registry,
     requests: new Counter({
       name: 'peakpay_http_requests_total',
-      help: 'HTTP requests by route and status',
-      labelNames: ['route', 'status'] as const,
+      help: 'HTTP requests by method, route and status',
+      labelNames: ['method', 'route', 'status'] as const,
       registers: [registry],
     }),
     latency: new Histogram({
       name: 'peakpay_http_request_duration_seconds',
-      help: 'HTTP request latency by route',
-      labelNames: ['route'] as const,
+      help: 'HTTP request latency by method and route',
+      labelNames: ['method', 'route'] as const,
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5],
       registers: [registry],
     }),

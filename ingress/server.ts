@@ -72,8 +72,8 @@ export async function buildServer(ctx: IngressContext): Promise<FastifyInstance>
   });
   app.addHook('onResponse', async (req, reply) => {
     const route = req.routeOptions.url ?? 'unmatched';
-    ctx.metrics.requests.labels(route, String(reply.statusCode)).inc();
-    ctx.metrics.latency.labels(route).observe(reply.elapsedTime / 1000);
+    ctx.metrics.requests.labels(req.method, route, String(reply.statusCode)).inc();
+    ctx.metrics.latency.labels(req.method, route).observe(reply.elapsedTime / 1000);
   });
 
   app.setErrorHandler((err: FastifyError | ApiError, req: FastifyRequest, reply: FastifyReply) => {

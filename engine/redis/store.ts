@@ -11,6 +11,7 @@ import type { CommandOf } from '../protocol/commands.ts';
 import { merchantKeys } from './keys.ts';
 import { registerScripts, SCRIPTS_VERSION } from './scripts.ts';
 import { isScriptCode, ScriptCode } from './errors.ts';
+import type { LuaMetrics } from '../metrics.ts';
 import { BLACKLIST_ENTRIES_MAX, canonicalIp, shanghaiDay } from '../risk/rules.ts';
 import {
   blacklistChangeSchema, effectiveFromLua, luaRiskSettingsSchema, settingsToFields, type RiskChange,
@@ -104,11 +105,13 @@ export class MoneyStore {
   readonly prefix: string;
   readonly opTtlS: number;
   private readonly redis: Redis;
+  private readonly lua: LuaMetrics | null;
 
-  constructor(redis: Redis, opts: { prefix: string; opTtlS: number }) {
+  constructor(redis: Redis, opts: { prefix: string; opTtlS: number; metrics?: LuaMetrics }) {
     this.redis = redis;
     this.prefix = opts.prefix;
     this.opTtlS = opts.opTtlS;
+    this.lua = opts.metrics ?? null;
     registerScripts(redis);
   }
 
@@ -117,6 +120,17 @@ export class MoneyStore {
   }
 
   private async run(name: string, args: (string | number)[]): Promise<ScriptResult> {
+    if (!this.lua) return this.runScript(name, args);
+    this.lua.calls.labels(name).inc();
+    try {
+      return await this.runScript(name, args);
+    } catch (err) {
+      this.lua.errors.labels(name).inc();
+      throw err;
+    }
+  }
+
+  private async runScript(name: string, args: (string | number)[]): Promise<ScriptResult> {
     const fn = (this.redis as unknown as Record<string, Invoke>)[`${name}:${SCRIPTS_VERSION}Buffer`];
     if (!fn) throw new Error(`assertion: script ${name} not registered`);
     const reply = await fn.apply(this.redis, args);

@@ -5,10 +5,9 @@
 import { jetstream, jetstreamManager, type JsMsg, type ConsumerMessages } from '@nats-io/jetstream';
 import type pg from 'pg';
 import type { Logger } from 'pino';
-import { Counter, Histogram, Registry } from 'prom-client';
 import type { Config } from '../config.ts';
 import { connectNats, logger, pgPool } from '../infra.ts';
-import { serveMetrics } from '../metrics.ts';
+import { BACKLOG_SAMPLE_EVERY_MS, sampleEvery, serveMetrics, settlementLagSeconds, settlementMetrics } from '../metrics.ts';
 import { decodeEventBatch } from '../protocol/codec.ts';
 import { names } from '../protocol/subjects.ts';
 import { ensureSettlementConsumer, ensureStreams } from '../streams.ts';
@@ -28,12 +27,16 @@ export async function startSettlement(config: Config, opts: { pool?: pg.Pool; lo
   await ensureStreams(jsm, n);
   await ensureSettlementConsumer(jsm, n, batchMax * 4, config.ackWaitMs);
 
-  const registry = new Registry();
-  const written = new Counter({ name: 'peakpay_settlement_events_total', help: 'Events written to Postgres', registers: [registry] });
-  const batchSize = new Histogram({
-    name: 'peakpay_settlement_batch_size', help: 'Events per Postgres transaction',
-    buckets: [1, 5, 25, 100, 250, 500, 1000, 5000], registers: [registry],
-  });
+  const metrics = settlementMetrics();
+  const registry = metrics.registry;
+  const startedAtMs = Date.now();
+  let lastEventTsMs: number | null = null;
+  const backlogSampler = sampleEvery(BACKLOG_SAMPLE_EVERY_MS, async () => {
+    const info = await jsm.consumers.info(n.evtStream, n.settlementConsumer);
+    const pending = info.num_pending + info.num_ack_pending;
+    metrics.pending.set(pending);
+    metrics.lag.set(settlementLagSeconds(pending, lastEventTsMs, startedAtMs, Date.now()));
+  }, log, 'settlement backlog');
 
   let stopped = false;
   let messages: ConsumerMessages | null = null;
@@ -48,13 +51,19 @@ export async function startSettlement(config: Config, opts: { pool?: pg.Pool; lo
         for (const event of decodeEventBatch(m.data).events) batch.push({ seq: m.seq, event });
       } catch (err) {
         log.error({ seq: m.seq, err: (err as Error).message }, 'undecodable event terminated');
+        metrics.terminated.inc();
         m.term();
       }
     }
-    await writeEvents(pool, batch);
+    const endTimer = metrics.batchDuration.startTimer();
+    const { inserted } = await writeEvents(pool, batch);
+    endTimer();
     for (const m of msgs) m.ack();
-    written.inc(batch.length);
-    batchSize.observe(batch.length);
+    metrics.events.labels('written').inc(inserted);
+    metrics.events.labels('duplicate').inc(batch.length - inserted);
+    metrics.batchSize.observe(batch.length);
+    for (const { event } of batch) if (lastEventTsMs === null || event.ts_ms > lastEventTsMs) lastEventTsMs = event.ts_ms;
+    if (lastEventTsMs !== null) metrics.lastEventTimestamp.set(lastEventTsMs / 1000);
   }
 
   async function loop(): Promise<void> {
@@ -87,6 +96,7 @@ export async function startSettlement(config: Config, opts: { pool?: pg.Pool; lo
     registry,
     async stop(): Promise<void> {
       metricsServer?.close();
+      backlogSampler.stop();
       stopped = true;
       await messages?.close().catch(() => undefined);
       await running;

@@ -107,6 +107,13 @@ export class ShardRunner {
     return this.unacked.size;
   }
 
+  /** Commands waiting in mailboxes for their batch (read at each metrics scrape, O(active merchants)). */
+  get queued(): number {
+    let n = 0;
+    for (const a of this.actors.values()) n += a.mailbox.length;
+    return n;
+  }
+
   private async run(): Promise<void> {
     let backoffMs = 100;
     while (!this.stopped) {
@@ -288,6 +295,9 @@ export class ShardRunner {
     this.unacked.delete(e.key);
     this.d.metrics.inflight.labels(String(this.shard)).set(this.unacked.size);
     this.d.metrics.commands.labels(e.cmd.type, o.reply.ok ? 'ok' : o.reply.code).inc();
+    for (const ev of o.events) this.d.metrics.events.labels(ev.type).inc();
+    // A catch-up copy was decided (and answered) before; its second decision is not a latency.
+    if (e.key > 0) this.d.metrics.decisionDuration.labels(e.cmd.type).observe(Math.max(0, Date.now() - e.cmd.ts_ms) / 1000);
     observeRisk(this.d.metrics, o);
   }
 
