@@ -4,7 +4,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
 import { isEngineUnavailableError } from '../engine/client/index.ts';
 import type { Merchant } from '../engine/merchants/index.ts';
-import { ApiError, problemOf, type ErrorCode } from './errors.ts';
+import { ApiError, isApiError, problemOf, type ErrorCode } from './errors.ts';
 import type { IngressContext } from './context.ts';
 import { derivedId, fingerprint, type StoredResponse } from './idempotency.ts';
 import { idempotencyKeySchema } from './schemas.ts';
@@ -78,6 +78,11 @@ export async function idempotent(
   try {
     result = await run({ cmdId: derivedId('cmd', merchant.id, key, fp), derive: (p) => derivedId(p, merchant.id, key, fp) });
   } catch (err) {
+    // Either way the command id is derived from (key, request): a retry cannot apply it twice.
+    if (isApiError(err) && err.code === 'engine.unavailable') {
+      await ctx.idempotency.retryable(merchant.id, key);
+      throw err;
+    }
     if (isEngineUnavailableError(err)) {
       await ctx.idempotency.retryable(merchant.id, key);
       throw new ApiError('engine.unavailable', 'the engine could not be reached; nothing was done, retry with the same key', { cause: err });

@@ -17,7 +17,15 @@ export function accountRoutes(app: FastifyInstance, ctx: IngressContext): void {
         { v: PROTOCOL_VERSION, type: 'account.create', cmd_id: cmdId, merchant_id: merchant.id, ts_ms: Date.now(), ...body },
         ctx.config.ingressDeadlineMs,
       );
-      if (sent.kind === 'timeout') throw new ApiError('engine.unavailable', 'the engine did not answer in time');
+      if (sent.kind === 'timeout') {
+        // A retry of a command JetStream already holds is deduplicated and gets no reply of its
+        // own, so what the first attempt did is read back instead of waiting for an answer.
+        ctx.metrics.engineTimeouts.inc();
+        const account = await ctx.store.readAccount(merchant.id, body.account_id);
+        if (!account) throw new ApiError('engine.unavailable', 'the engine did not answer in time; retry with the same key');
+        if (account.currency !== body.currency) return errorResult('account.exists', `account ${body.account_id} exists in ${account.currency}`, req.id);
+        return jsonResult(201, account, { location: `/v1/accounts/${account.account_id}` });
+      }
       const r = sent.reply;
       if (r.ok && r.account) return jsonResult(201, r.account, { location: `/v1/accounts/${r.account.account_id}` });
       if (r.ok) throw new Error('assertion: account.create replied without an account');
