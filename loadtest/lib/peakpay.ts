@@ -1,0 +1,221 @@
+// peakpay under test: its own database (dropped and migrated afresh), a fresh namespace (streams,
+// consumers, Redis keys), and the three processes `npm start` runs — engine, settlement, ingress.
+import { randomBytes } from 'node:crypto';
+import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { loadConfig, type Config } from '../../engine/config.ts';
+import { publishAll } from '../../engine/client/publish.ts';
+import { connectNats } from '../../engine/infra.ts';
+import { createMerchant } from '../../engine/merchants/index.ts';
+import { PROTOCOL_VERSION, type Command } from '../../engine/protocol/commands.ts';
+import { names, type Names } from '../../engine/protocol/subjects.ts';
+import { merchantKeys } from '../../engine/redis/keys.ts';
+import { ensureStreams } from '../../engine/streams.ts';
+import { migrate } from '../../scripts/migrate.ts';
+import { paymentKey, walletKey, type Observed } from './ledger-check.ts';
+import type { BenchMerchant } from './payments.ts';
+import { freePort, spawnTs, waitHttpOk, type Proc } from './procs.ts';
+
+export const SETUP_WAIT_MS_MAX = 120_000;
+const PUBLISH_WINDOW = 512;
+
+/** The same server, another database: `postgres://u@h:p/peakpay` → `…/<name>`. */
+export function databaseUrlFor(baseUrl: string, name: string): string {
+  const u = new URL(baseUrl);
+  u.pathname = `/${name}`;
+  return u.toString();
+}
+
+/** Drops and recreates `name` on the server of `baseUrl` (maintenance connection to `postgres`). */
+export async function freshDatabase(baseUrl: string, name: string): Promise<string> {
+  if (!/^[a-z][a-z0-9_]{0,40}$/.test(name)) throw new Error(`database name ${name} is not a plain identifier`);
+  const admin = new pg.Client({ connectionString: databaseUrlFor(baseUrl, 'postgres') });
+  await admin.connect();
+  try {
+    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await admin.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await admin.end();
+  }
+  const url = databaseUrlFor(baseUrl, name);
+  await migrate(url);
+  return url;
+}
+
+export type Peakpay = {
+  config: Config;
+  names: Names;
+  baseUrl: string;
+  procs: Proc[];
+  nc: NatsConnection;
+  jsm: JetStreamManager;
+  pool: pg.Pool;
+  redis: Redis;
+  stop: () => Promise<void>;
+};
+
+export async function startPeakpay(baseEnv: NodeJS.ProcessEnv, opts: { databaseUrl: string; cpuProfDir?: string; shards?: number }): Promise<Peakpay> {
+  const httpPort = await freePort();
+  const env: NodeJS.ProcessEnv = {
+    ...baseEnv,
+    DATABASE_URL: opts.databaseUrl,
+    PEAKPAY_NAMESPACE: `b${randomBytes(4).toString('hex')}`,
+    PEAKPAY_HTTP_HOST: '127.0.0.1',
+    PEAKPAY_HTTP_PORT: String(httpPort),
+    PEAKPAY_LOG_LEVEL: baseEnv.BENCH_LOG_LEVEL ?? 'warn',
+    // The ingress rate limits are off: the benchmark measures capacity, not the limiter.
+    PEAKPAY_RATE_LIMIT_MERCHANT_PER_S: '0',
+    PEAKPAY_RATE_LIMIT_IP_PER_S: '0',
+    ...(opts.shards !== undefined && { PEAKPAY_SHARD_COUNT: String(opts.shards) }),
+  };
+  const config = loadConfig(env);
+  const n = names(config.namespace, config.shardCount);
+  const nc = await connectNats(config, 'bench');
+  const jsm = await jetstreamManager(nc);
+  await ensureStreams(jsm, n);
+  const prof = opts.cpuProfDir ? { cpuProfDir: opts.cpuProfDir } : {};
+  const procs = [
+    spawnTs('engine', 'engine/main.ts', { ...env, PEAKPAY_METRICS_PORT: String(await freePort()) }, prof),
+    spawnTs('settlement', 'engine/settlement/main.ts', { ...env, PEAKPAY_METRICS_PORT: String(await freePort()) }),
+    spawnTs('ingress', 'ingress/main.ts', env, prof),
+  ];
+  for (const p of procs) p.child.stdout?.on('data', (c: Buffer) => process.stderr.write(c));
+  const baseUrl = `http://127.0.0.1:${httpPort}`;
+  const pool = new pg.Pool({ connectionString: opts.databaseUrl, max: 4 });
+  const redis = new Redis(config.redisUrl);
+  const stop = async () => {
+    await Promise.all(procs.map((p) => p.stop()));
+    const streams = [n.cmdStream, n.evtStream, n.webhookStream, n.webhookParkedStream];
+    for (const s of streams) await jsm.streams.delete(s).catch(() => undefined);
+    await deleteNamespaceKeys(redis, config.namespace);
+    await nc.close();
+    redis.disconnect();
+    await pool.end();
+  };
+  try {
+    await Promise.race([
+      waitHttpOk(`${baseUrl}/readyz`, 'peakpay ingress'),
+      ...procs.map((p) => p.exited.then((code) => Promise.reject(new Error(`${p.name} exited (${code}) during start-up`)))),
+    ]);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { config, names: n, baseUrl, procs, nc, jsm, pool, redis, stop };
+}
+
+/** The namespace's Redis keys (tens of thousands after a run), removed in SCAN batches. */
+async function deleteNamespaceKeys(redis: Redis, namespace: string): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${namespace}:*`, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length > 0) await redis.unlink(...keys);
+  } while (cursor !== '0');
+}
+
+/** Commands not yet applied: pending in the shard consumers plus delivered and not yet acked. */
+export async function commandLag(p: Peakpay): Promise<{ pending: number; ackPending: number }> {
+  let pending = 0;
+  let ackPending = 0;
+  for (let s = 0; s < p.names.shardCount; s++) {
+    const i = await p.jsm.consumers.info(p.names.cmdStream, p.names.shardConsumer(s));
+    pending += i.num_pending;
+    ackPending += i.num_ack_pending;
+  }
+  return { pending, ackPending };
+}
+
+/** Events not yet written to Postgres by the settlement consumer. */
+export async function settlementLag(p: Peakpay): Promise<number> {
+  const i = await p.jsm.consumers.info(p.names.evtStream, p.names.settlementConsumer);
+  return i.num_pending + i.num_ack_pending;
+}
+
+async function until(what: string, probe: () => Promise<boolean>, timeoutMs = SETUP_WAIT_MS_MAX): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await probe())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/**
+ * Registers the merchants (in Postgres, as `ops merchant:create` does) and funds each of their
+ * wallets (account.create + account.credit commands through the engine, as `ops account:*` does);
+ * returns once the engine applied them and the settlement consumer wrote them to the ledger.
+ */
+export async function registerMerchants(p: Peakpay, merchants: readonly BenchMerchant[], fundingPerWallet: number): Promise<void> {
+  for (const m of merchants) {
+    await createMerchant(p.pool, p.config.masterKey, { id: m.id, secret: m.secret, name: `bench ${m.id}`, paymentAmountMax: 5_000_000 });
+  }
+  const cmds: Command[] = [];
+  for (const m of merchants) {
+    for (const account of m.accounts) {
+      cmds.push({ v: PROTOCOL_VERSION, type: 'account.create', cmd_id: `ca_${m.id}_${account}`, merchant_id: m.id, ts_ms: Date.now(), account_id: account, currency: 'CNY' });
+      cmds.push({
+        v: PROTOCOL_VERSION, type: 'account.credit', cmd_id: `cc_${m.id}_${account}`, merchant_id: m.id, ts_ms: Date.now(),
+        account_id: account, amount: fundingPerWallet, currency: 'CNY', reason: 'bench float',
+      });
+    }
+  }
+  const before = await creditPostings(p);
+  await publishAll(p.nc, p.names, cmds, PUBLISH_WINDOW);
+  const expected = before + cmds.length / 2;
+  await until('the engine to apply the wallets', async () => {
+    const lag = await commandLag(p);
+    return lag.pending + lag.ackPending === 0;
+  });
+  await until('the ledger to record the wallets', async () => (await creditPostings(p)) >= expected);
+}
+
+async function creditPostings(p: Peakpay): Promise<number> {
+  const r = await p.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM postings WHERE kind = 'adjustment' AND ledger_account LIKE 'wallet:%'`);
+  return r.rows[0]?.n ?? 0;
+}
+
+/** Payments the ledger shows as succeeded (captured): the benchmark's "settled". */
+export async function settledCount(p: Peakpay): Promise<number> {
+  const r = await p.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM payments WHERE status = 'succeeded'`);
+  return r.rows[0]?.n ?? 0;
+}
+
+/** The ledger of record (Postgres) and the decision store (Redis), for checkLedger(). */
+export async function readPeakpayLedger(p: Peakpay, merchants: readonly BenchMerchant[]): Promise<Observed> {
+  const captures = await p.pool.query<{ merchant_id: string; out_trade_no: string; n: number; amount: string }>(
+    `SELECT py.merchant_id, py.out_trade_no, count(*)::int AS n, sum(po.amount)::text AS amount
+     FROM postings po JOIN events e ON e.id = po.event_id JOIN payments py ON py.id = e.payment_id
+     WHERE po.kind = 'capture' AND po.ledger_account = 'merchant:settlement'
+     GROUP BY 1, 2`,
+  );
+  const balances = await p.pool.query<{ merchant_id: string; ledger_account: string; balance: string }>(
+    `SELECT merchant_id, ledger_account, balance::text FROM ledger_balances
+     WHERE ledger_account = 'merchant:settlement' OR ledger_account LIKE 'wallet:%:available'`,
+  );
+  const wallets = new Map<string, number>();
+  const merchantBalances = new Map<string, number>();
+  for (const r of balances.rows) {
+    if (r.ledger_account === 'merchant:settlement') merchantBalances.set(r.merchant_id, Number(r.balance));
+    else wallets.set(walletKey(r.merchant_id, r.ledger_account.slice('wallet:'.length, -':available'.length)), Number(r.balance));
+  }
+  const mirror = new Map<string, number>();
+  const all = merchants.flatMap((m) => m.accounts.map((a) => [m.id, a] as const));
+  for (let i = 0; i < all.length; i += 1000) {
+    const chunk = all.slice(i, i + 1000);
+    const pipe = p.redis.pipeline();
+    for (const [m, a] of chunk) pipe.hget(merchantKeys(p.names.redisPrefix, m).account(a), 'available');
+    const res = (await pipe.exec()) ?? [];
+    chunk.forEach(([m, a], j) => {
+      const v = res[j]?.[1];
+      if (typeof v === 'string') mirror.set(walletKey(m, a), Number(v));
+    });
+  }
+  return {
+    settled: new Map(captures.rows.map((r) => [paymentKey(r.merchant_id, r.out_trade_no), { count: r.n, amount: Number(r.amount) }])),
+    wallets,
+    merchants: merchantBalances,
+    mirror,
+  };
+}
