@@ -150,7 +150,7 @@ describe('NATS down', () => {
       out[key] =
         type === 'hash' ? await redis.hgetall(key)
         : type === 'string' ? await redis.getBuffer(key)
-        : type === 'zset' ? await redis.zrange(key, 0, -1, 'WITHSCORES')
+        : type === 'zset' ? await redis.zrange(key, '0', '-1', 'WITHSCORES')
         : type === 'set' ? (await redis.smembers(key)).sort()
         : type;
     }
