@@ -2,6 +2,7 @@
 // a message that names the variable; nothing reads process.env anywhere else.
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { parseSchedule, WEBHOOK_RETRY_SCHEDULE_MS } from './webhooks/schedule.ts';
 
 const intFrom = (min: number, max: number, fallback: number) =>
   z.coerce.number().int().min(min).max(max).default(fallback);
@@ -29,6 +30,18 @@ const envSchema = z.object({
   // How long a delivered, unacknowledged command waits before JetStream redelivers it (e.g. after
   // its engine was killed). Must exceed the slowest batch.
   PEAKPAY_ACK_WAIT_MS: intFrom(1000, 300_000, 30_000),
+  // Merchant webhooks (engine/webhooks): delays between attempts in ms, comma-separated (default:
+  // WEBHOOK_RETRY_SCHEDULE_MS, 11 attempts over ~23.4 h); one POST's time limit; POSTs at once per process.
+  PEAKPAY_WEBHOOK_RETRY_SCHEDULE_MS: z.string().transform((s, ctx) => {
+    const delays = parseSchedule(s);
+    if (delays === null) ctx.addIssue({ code: 'custom', message: 'must be 1-100 comma-separated delays of 1 ms to 24 h' });
+    return delays ?? [];
+  }).optional(),
+  PEAKPAY_WEBHOOK_TIMEOUT_MS: intFrom(100, 60_000, 10_000),
+  PEAKPAY_WEBHOOK_CONCURRENCY: intFrom(1, 1024, 64),
+  // Whether notify_url may point at loopback, private, link-local … addresses. Off by default (SSRF);
+  // `npm start` and the tests turn it on because their receivers listen on 127.0.0.1.
+  PEAKPAY_WEBHOOK_ALLOW_PRIVATE: z.enum(['true', 'false']).default('false'),
   PEAKPAY_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -49,6 +62,10 @@ export type Config = {
   shardInflightMax: number;
   settlementBatchMax: number;
   ackWaitMs: number;
+  webhookRetryScheduleMs: readonly number[];
+  webhookTimeoutMs: number;
+  webhookConcurrency: number;
+  webhookAllowPrivate: boolean;
   logLevel: z.infer<typeof envSchema>['PEAKPAY_LOG_LEVEL'];
 };
 
@@ -89,6 +106,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     shardInflightMax: e.PEAKPAY_SHARD_INFLIGHT_MAX,
     settlementBatchMax: e.PEAKPAY_SETTLEMENT_BATCH_MAX,
     ackWaitMs: e.PEAKPAY_ACK_WAIT_MS,
+    webhookRetryScheduleMs: e.PEAKPAY_WEBHOOK_RETRY_SCHEDULE_MS ?? WEBHOOK_RETRY_SCHEDULE_MS,
+    webhookTimeoutMs: e.PEAKPAY_WEBHOOK_TIMEOUT_MS,
+    webhookConcurrency: e.PEAKPAY_WEBHOOK_CONCURRENCY,
+    webhookAllowPrivate: e.PEAKPAY_WEBHOOK_ALLOW_PRIVATE === 'true',
     logLevel: e.PEAKPAY_LOG_LEVEL,
   };
 }

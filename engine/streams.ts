@@ -1,7 +1,10 @@
 // JetStream topology, created idempotently at start-up by every process that needs it.
 //   <NS>_CMD  commands, file storage, dedup window 2 min (Nats-Msg-Id = cmd_id), kept 7 days
 //   <NS>_EVT  events,   file storage, dedup window 2 min (Nats-Msg-Id = event id), kept 30 days
-// One durable pull consumer per shard on <NS>_CMD, one for the settlement consumer on <NS>_EVT.
+//   <NS>_WEBHOOKS         webhook delivery jobs, work queue (a job leaves when delivered or parked), kept 3 days
+//   <NS>_WEBHOOKS_PARKED  deliveries that used up their retries, one per event id, kept 30 days
+// One durable pull consumer per shard on <NS>_CMD, one for the settlement consumer on <NS>_EVT,
+// one for the webhook dispatcher on <NS>_EVT and one for the webhook deliverers on <NS>_WEBHOOKS.
 import { AckPolicy, DeliverPolicy, DiscardPolicy, RetentionPolicy, StorageType, type JetStreamManager } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
 import type { Names } from './protocol/subjects.ts';
@@ -9,16 +12,20 @@ import type { Names } from './protocol/subjects.ts';
 const DAY_MS = 86_400_000;
 export const DUPLICATE_WINDOW_MS = 120_000;
 
-async function upsertStream(jsm: JetStreamManager, name: string, subject: string, maxAgeMs: number): Promise<void> {
+async function upsertStream(
+  jsm: JetStreamManager, name: string, subject: string, maxAgeMs: number,
+  opts: { retention?: RetentionPolicy; maxMsgsPerSubject?: number } = {},
+): Promise<void> {
   const config = {
     name,
     subjects: [subject],
     storage: StorageType.File,
-    retention: RetentionPolicy.Limits,
+    retention: opts.retention ?? RetentionPolicy.Limits,
     discard: DiscardPolicy.Old,
     max_age: nanos(maxAgeMs),
     duplicate_window: nanos(DUPLICATE_WINDOW_MS),
     num_replicas: 1,
+    ...(opts.maxMsgsPerSubject !== undefined && { max_msgs_per_subject: opts.maxMsgsPerSubject }),
   };
   try {
     await jsm.streams.info(name);
@@ -32,6 +39,14 @@ async function upsertStream(jsm: JetStreamManager, name: string, subject: string
 export async function ensureStreams(jsm: JetStreamManager, n: Names): Promise<void> {
   await upsertStream(jsm, n.cmdStream, n.cmdSubjectAll, 7 * DAY_MS);
   await upsertStream(jsm, n.evtStream, n.evtSubjectAll, 30 * DAY_MS);
+}
+
+/** The webhook streams: created by the webhooks process (and `npm start`), not by every process. */
+export async function ensureWebhookStreams(jsm: JetStreamManager, n: Names): Promise<void> {
+  // Jobs outlive the 24 h retry window (a job nak'ed for its last retry must still be there).
+  await upsertStream(jsm, n.webhookStream, n.webhookJobSubject, 3 * DAY_MS, { retention: RetentionPolicy.Workqueue });
+  // Parking the same event again replaces the earlier record (one per subject = per event id).
+  await upsertStream(jsm, n.webhookParkedStream, n.webhookParkedSubjectAll, 30 * DAY_MS, { maxMsgsPerSubject: 1 });
 }
 
 /**
@@ -85,6 +100,35 @@ export async function ensureSettlementConsumer(jsm: JetStreamManager, n: Names, 
   await upsertConsumer(jsm, n.evtStream, {
     durable_name: n.settlementConsumer,
     filter_subject: n.evtSubjectAll,
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+    ack_wait: nanos(ackWaitMs),
+    max_ack_pending: maxAckPending,
+    max_deliver: -1,
+  });
+}
+
+/** The webhook dispatcher's consumer on the event stream (engine/webhooks/dispatcher.ts). */
+export async function ensureWebhookDispatchConsumer(jsm: JetStreamManager, n: Names, maxAckPending: number, ackWaitMs: number): Promise<void> {
+  await upsertConsumer(jsm, n.evtStream, {
+    durable_name: n.webhookDispatchConsumer,
+    filter_subject: n.evtSubjectAll,
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+    ack_wait: nanos(ackWaitMs),
+    max_ack_pending: maxAckPending,
+    max_deliver: -1,
+  });
+}
+
+/**
+ * The webhook deliverers' consumer on the job stream. A job waiting for its next retry (nak with a
+ * delay) stays unacknowledged, so maxAckPending bounds in-flight plus waiting jobs together.
+ */
+export async function ensureWebhookDeliverConsumer(jsm: JetStreamManager, n: Names, maxAckPending: number, ackWaitMs: number): Promise<void> {
+  await upsertConsumer(jsm, n.webhookStream, {
+    durable_name: n.webhookDeliverConsumer,
+    filter_subject: n.webhookJobSubject,
     ack_policy: AckPolicy.Explicit,
     deliver_policy: DeliverPolicy.All,
     ack_wait: nanos(ackWaitMs),

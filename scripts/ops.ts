@@ -9,11 +9,14 @@
 //                                  [--velocity 20/60|off] [--device-accounts 3|off] [--unusual-hours 01:00-05:00[,…]|none] [--op-id …]
 //   npm run ops -- risk:show       --merchant m_…
 //   npm run ops -- blacklist:add|blacklist:remove --merchant m_… --user u_9 | --device d_77 | --ip 203.0.113.9 [--op-id …]
+//   npm run ops -- webhooks parked [--merchant m_…] [--limit 100]
+//   npm run ops -- webhooks resend <event id> | --all [--merchant m_…]
 // Risk thresholds and the blacklist go through the engine too (ordered with the merchant's payments,
 // logged as events, rebuildable); bad input is refused before anything is sent. See docs/RISK.md.
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { jetstream } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
 import type pg from 'pg';
 import { CommandClient } from '../engine/client/index.ts';
 import { loadConfigOrExit, type Config } from '../engine/config.ts';
@@ -23,7 +26,8 @@ import { PROTOCOL_VERSION, riskBlacklistSchema, type CommandOf } from '../engine
 import type { Reply } from '../engine/protocol/events.ts';
 import { newCommandId } from '../engine/protocol/ids.ts';
 import { currencySchema, type Currency } from '../engine/protocol/money.ts';
-import { names } from '../engine/protocol/subjects.ts';
+import { names, type Names } from '../engine/protocol/subjects.ts';
+import { isWebhookParkedError, listParked, resendAllParked, resendParked } from '../engine/webhooks/index.ts';
 import { RISK_DEFAULTS } from '../engine/risk/rules.ts';
 import { riskSettingsSchema, type BlacklistChange, type EffectiveRiskSettings, type RiskSettings } from '../engine/risk/settings.ts';
 import { localEnv } from './local-env.ts';
@@ -157,6 +161,36 @@ export async function ledgerBalance(pool: pg.Pool, merchantId: string, ledgerAcc
   return r.rows[0]?.balance ?? 0;
 }
 
+/** Parked webhooks shown by `webhooks parked` when no --limit is given, and the most it shows. */
+export const WEBHOOKS_LIST_DEFAULT = 100;
+export const WEBHOOKS_LIST_MAX = 10_000;
+
+/** `webhooks parked`: deliveries that used up their retries, oldest first (docs/OPERATIONS.md "Webhooks"). */
+export async function webhooksParked(nc: NatsConnection, n: Names, opts: { limit?: number; merchantId?: string } = {}) {
+  const limit = opts.limit ?? WEBHOOKS_LIST_DEFAULT;
+  if (!Number.isInteger(limit) || limit < 1 || limit > WEBHOOKS_LIST_MAX) throw new OpsError(`--limit must be 1-${WEBHOOKS_LIST_MAX}`);
+  const parked = await listParked(jetstream(nc), await jetstreamManager(nc), n, { limit, ...(opts.merchantId && { merchantId: opts.merchantId }) });
+  return parked.map((p) => ({
+    id: p.job.id, type: p.job.type, merchant_id: p.job.merchant_id, url: p.job.url, attempts: p.attempts, last_error: p.last_error,
+    resends: p.job.resends, queued_at: new Date(p.job.queued_at_ms).toISOString(), parked_at: new Date(p.parked_at_ms).toISOString(),
+  }));
+}
+
+/** `webhooks resend`: queues parked deliveries again (same event id and body, a fresh schedule); returns their ids. */
+export async function webhooksResend(nc: NatsConnection, n: Names, target: { id: string } | { all: true; merchantId?: string }): Promise<string[]> {
+  const js = jetstream(nc);
+  const jsm = await jetstreamManager(nc);
+  if ('id' in target) {
+    try {
+      return [(await resendParked(js, jsm, n, target.id)).id];
+    } catch (err) {
+      if (isWebhookParkedError(err)) throw new OpsError(`webhooks resend: ${err.message}`, { cause: err });
+      throw err;
+    }
+  }
+  return resendAllParked(js, jsm, n, target.merchantId ? { merchantId: target.merchantId } : {});
+}
+
 /** Connections for the CLI: a command client and a pool, closed by `close`. */
 export async function opsSession(config: Config) {
   const nc = await connectNats(config, 'ops');
@@ -164,6 +198,7 @@ export async function opsSession(config: Config) {
   client.start();
   const pool = pgPool(config, 2);
   return {
+    nc,
     client,
     pool,
     async close() {
@@ -185,6 +220,7 @@ async function cli(argv: string[]): Promise<void> {
       'daily-cap-cny': { type: 'string' }, 'daily-cap': { type: 'string', multiple: true }, velocity: { type: 'string' },
       'device-accounts': { type: 'string' }, 'unusual-hours': { type: 'string' },
       user: { type: 'string' }, device: { type: 'string' }, ip: { type: 'string' },
+      all: { type: 'boolean' }, limit: { type: 'string' },
     },
   });
   const need = (k: keyof typeof values): string => {
@@ -265,6 +301,25 @@ async function cli(argv: string[]): Promise<void> {
         const e = entry as NonNullable<typeof entry>;
         const change = await changeBlacklist(session.client, need('merchant'), blacklistAction as 'add' | 'remove', e.kind, e.value, values['op-id']);
         console.log(JSON.stringify(change, null, 2));
+        break;
+      }
+      case 'webhooks': {
+        const n = names(config.namespace, config.shardCount);
+        const merchantId = values.merchant;
+        if (positionals[1] === 'parked') {
+          if (values.limit !== undefined && !/^\d{1,6}$/.test(values.limit)) throw new OpsError(`--limit must be a whole number, got ${values.limit}`);
+          const rows = await webhooksParked(session.nc, n, {
+            ...(values.limit !== undefined && { limit: Number(values.limit) }), ...(merchantId && { merchantId }),
+          });
+          console.log(JSON.stringify(rows, null, 2));
+        } else if (positionals[1] === 'resend') {
+          const id = positionals[2];
+          if ((id === undefined) === (values.all !== true)) throw new OpsError('webhooks resend needs exactly one of <event id> or --all');
+          const ids = await webhooksResend(session.nc, n, id !== undefined ? { id } : { all: true, ...(merchantId && { merchantId }) });
+          console.log(JSON.stringify({ resent: ids.length, ids }, null, 2));
+        } else {
+          throw new OpsError('webhooks needs parked or resend; see the header of scripts/ops.ts');
+        }
         break;
       }
       default:

@@ -1,7 +1,7 @@
 // `npm start`: the whole thing, locally, in the foreground.
 //   1. the stack (nats-server with JetStream, redis-server with AOF, PostgreSQL) — reused if running
-//   2. migrations, JetStream streams
-//   3. engine, settlement consumer and ingress as three processes
+//   2. migrations, JetStream streams (the webhook streams too)
+//   3. engine, settlement consumer, webhooks and ingress as four processes
 //   4. a demo merchant with a funded wallet, written to .data/demo-merchant.json
 // Ctrl-C stops the three processes, then exactly the servers this run started.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -12,7 +12,7 @@ import { loadConfigOrExit } from '../engine/config.ts';
 import { connectNats } from '../engine/infra.ts';
 import { findMerchant, createMerchant } from '../engine/merchants/index.ts';
 import { names } from '../engine/protocol/subjects.ts';
-import { ensureStreams } from '../engine/streams.ts';
+import { ensureStreams, ensureWebhookStreams } from '../engine/streams.ts';
 import { DATA_DIR, PROJECT_ROOT, localEnv } from './local-env.ts';
 import { migrate } from './migrate.ts';
 import { createAccount, creditAccount, opsSession } from './ops.ts';
@@ -32,7 +32,9 @@ const config = loadConfigOrExit(env);
 await migrate(config.databaseUrl, say);
 {
   const nc = await connectNats(config, 'start');
-  await ensureStreams(await jetstreamManager(nc), names(config.namespace, config.shardCount));
+  const jsm = await jetstreamManager(nc);
+  await ensureStreams(jsm, names(config.namespace, config.shardCount));
+  await ensureWebhookStreams(jsm, names(config.namespace, config.shardCount));
   await nc.close();
 }
 
@@ -54,7 +56,7 @@ function run(name: string, entry: string, extraEnv: NodeJS.ProcessEnv = {}): voi
 async function shutdown(exitCode: number): Promise<void> {
   if (stopping) return;
   stopping = true;
-  say('stopping ingress, engine, settlement …');
+  say('stopping ingress, engine, settlement, webhooks …');
   const exits = [...children.entries()].map(([name, child]) => new Promise<void>((resolve) => {
     const timer = setTimeout(() => {
       say(`${name} did not stop in time; killing it`);
@@ -75,6 +77,11 @@ process.on('SIGTERM', () => void shutdown(0));
 
 run('engine', 'engine/main.ts', { PEAKPAY_METRICS_PORT: env.PEAKPAY_ENGINE_METRICS_PORT ?? '9464' });
 run('settlement', 'engine/settlement/main.ts', { PEAKPAY_METRICS_PORT: env.PEAKPAY_SETTLEMENT_METRICS_PORT ?? '9465' });
+// Local receivers (a shop on localhost) are the point of a demo, so private notify_urls are allowed here.
+run('webhooks', 'engine/webhooks/main.ts', {
+  PEAKPAY_METRICS_PORT: env.PEAKPAY_WEBHOOKS_METRICS_PORT ?? '9466',
+  PEAKPAY_WEBHOOK_ALLOW_PRIVATE: env.PEAKPAY_WEBHOOK_ALLOW_PRIVATE ?? 'true',
+});
 run('ingress', 'ingress/main.ts');
 
 const baseUrl = `http://${config.httpHost}:${config.httpPort}`;

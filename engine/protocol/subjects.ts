@@ -1,6 +1,7 @@
 // Subjects, streams and consumers, all derived from the namespace and the shard count.
 // Commands:  <ns>.cmd.<shard>     stream <NS>_CMD      shard = FNV-1a(merchant_id) % shard count
 // Events:    <ns>.evt.<shard>     stream <NS>_EVT
+// Webhooks:  <ns>.webhooks.job    stream <NS>_WEBHOOKS; parked: <ns>.webhooks.parked.<event id> in <NS>_WEBHOOKS_PARKED
 // Each engine shard consumer filters exactly <ns>.cmd.<shard>, so one shard is one ordered log.
 // The merchant id is in every message, not in the subject: with a token per merchant, a shard
 // consumer needs a wildcard filter over thousands of subjects, and nats-server 2.9 then delivered
@@ -36,6 +37,14 @@ export function names(namespace: string, shardCount: number) {
     shardConsumer: (shard: number) => `${namespace}-engine-s${shard}`,
     settlementConsumer: `${namespace}-settlement`,
     leaseBucket: `${namespace}_shard_leases`,
+    // Merchant webhooks (engine/webhooks): delivery jobs, and the deliveries parked after the last attempt.
+    webhookStream: `${NS}_WEBHOOKS`,
+    webhookJobSubject: `${namespace}.webhooks.job`,
+    webhookParkedStream: `${NS}_WEBHOOKS_PARKED`,
+    webhookParkedSubjectAll: `${namespace}.webhooks.parked.>`,
+    webhookParkedSubject: (eventId: string) => `${namespace}.webhooks.parked.${eventId}`,
+    webhookDispatchConsumer: `${namespace}-webhooks-dispatch`,
+    webhookDeliverConsumer: `${namespace}-webhooks-deliver`,
     replyPrefix: `${namespace}.reply`,
     redisPrefix: namespace,
   };
