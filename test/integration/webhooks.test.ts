@@ -274,9 +274,10 @@ describe('webhooks process SIGKILLed', () => {
   it('loses nothing: jobs waiting for a retry and a POST in flight are delivered by the next process', async () => {
     await webhooks?.stop();
     webhooks = null;
-    // A 4 s timeout keeps the hanging POSTs in flight long enough to kill the process under them.
+    // A 4 s timeout keeps the hanging POSTs in flight long enough to kill the process under them;
+    // 3 s between attempts leaves the failing ones waiting for a retry when it is killed.
     const env = {
-      ...envFor(h.config), PEAKPAY_WEBHOOK_RETRY_SCHEDULE_MS: '1000,1000,1000,1000,1000', PEAKPAY_WEBHOOK_TIMEOUT_MS: '4000',
+      ...envFor(h.config), PEAKPAY_WEBHOOK_RETRY_SCHEDULE_MS: '3000,3000,3000,3000,3000', PEAKPAY_WEBHOOK_TIMEOUT_MS: '4000',
       PEAKPAY_WEBHOOK_ALLOW_PRIVATE: 'true', PEAKPAY_LOG_LEVEL: 'warn',
     };
     const spawnWebhooks = () => {
