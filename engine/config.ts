@@ -42,6 +42,20 @@ const envSchema = z.object({
   // Whether notify_url may point at loopback, private, link-local … addresses. Off by default (SSRF);
   // `npm start` and the tests turn it on because their receivers listen on 127.0.0.1.
   PEAKPAY_WEBHOOK_ALLOW_PRIVATE: z.enum(['true', 'false']).default('false'),
+  // Ingress rate limits (token buckets in Redis, shared by every ingress; 429 rate_limited): refill
+  // per second and bucket size, per merchant (after its signature checks out) and per client
+  // address (before anything else). 0 = off. The defaults leave room for a ~5,000 req/s benchmark
+  // from one merchant on one address.
+  PEAKPAY_RATE_LIMIT_MERCHANT_PER_S: intFrom(0, 1_000_000, 10_000),
+  PEAKPAY_RATE_LIMIT_MERCHANT_BURST: intFrom(1, 10_000_000, 20_000),
+  PEAKPAY_RATE_LIMIT_IP_PER_S: intFrom(0, 1_000_000, 20_000),
+  PEAKPAY_RATE_LIMIT_IP_BURST: intFrom(1, 10_000_000, 40_000),
+  // Comma-separated addresses or CIDRs of proxies whose X-Forwarded-For names the client (fastify
+  // trustProxy); unset = the socket's peer is the client.
+  PEAKPAY_TRUST_PROXY: z.string().regex(/^[0-9A-Fa-f.:/, ]{2,1000}$/, 'must be comma-separated IP addresses or CIDRs').optional(),
+  // PEM files: when both are set the ingress serves HTTPS only.
+  PEAKPAY_TLS_CERT_FILE: z.string().min(1).optional(),
+  PEAKPAY_TLS_KEY_FILE: z.string().min(1).optional(),
   PEAKPAY_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -66,6 +80,12 @@ export type Config = {
   webhookTimeoutMs: number;
   webhookConcurrency: number;
   webhookAllowPrivate: boolean;
+  rateLimitMerchantPerS: number;
+  rateLimitMerchantBurst: number;
+  rateLimitIpPerS: number;
+  rateLimitIpBurst: number;
+  trustProxy: string | null;
+  tls: { certFile: string; keyFile: string } | null;
   logLevel: z.infer<typeof envSchema>['PEAKPAY_LOG_LEVEL'];
 };
 
@@ -89,6 +109,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
   }
   const e = parsed.data;
+  if ((e.PEAKPAY_TLS_CERT_FILE === undefined) !== (e.PEAKPAY_TLS_KEY_FILE === undefined)) {
+    throw new ConfigError('invalid configuration:\n  PEAKPAY_TLS_CERT_FILE / PEAKPAY_TLS_KEY_FILE: set both (HTTPS) or neither (HTTP)');
+  }
   return {
     natsUrl: e.NATS_URL,
     redisUrl: e.REDIS_URL,
@@ -110,6 +133,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     webhookTimeoutMs: e.PEAKPAY_WEBHOOK_TIMEOUT_MS,
     webhookConcurrency: e.PEAKPAY_WEBHOOK_CONCURRENCY,
     webhookAllowPrivate: e.PEAKPAY_WEBHOOK_ALLOW_PRIVATE === 'true',
+    rateLimitMerchantPerS: e.PEAKPAY_RATE_LIMIT_MERCHANT_PER_S,
+    rateLimitMerchantBurst: e.PEAKPAY_RATE_LIMIT_MERCHANT_BURST,
+    rateLimitIpPerS: e.PEAKPAY_RATE_LIMIT_IP_PER_S,
+    rateLimitIpBurst: e.PEAKPAY_RATE_LIMIT_IP_BURST,
+    trustProxy: e.PEAKPAY_TRUST_PROXY ?? null,
+    tls: e.PEAKPAY_TLS_CERT_FILE && e.PEAKPAY_TLS_KEY_FILE ? { certFile: e.PEAKPAY_TLS_CERT_FILE, keyFile: e.PEAKPAY_TLS_KEY_FILE } : null,
     logLevel: e.PEAKPAY_LOG_LEVEL,
   };
 }

@@ -12,13 +12,15 @@ pg.types.setTypeParser(20, (v: string) => {
   return n;
 });
 
-export function logger(config: Config, name: string): Logger {
-  return pino({
+/** `destination` defaults to stdout; tests pass a stream to read what would be logged. */
+export function logger(config: Config, name: string, destination?: pino.DestinationStream): Logger {
+  const options: pino.LoggerOptions = {
     name,
     level: config.logLevel,
     // Defence in depth: never let a secret reach a log line even if someone logs a request.
     redact: { paths: ['secret', '*.secret', 'req.headers.authorization', 'headers.authorization', 'secret_enc'], censor: '[redacted]' },
-  });
+  };
+  return destination ? pino(options, destination) : pino(options);
 }
 
 export function connectNats(config: Config, name: string): Promise<NatsConnection> {

@@ -2,10 +2,10 @@
 // and only then the nonce (so a forged request cannot burn a real client's nonce).
 import type { FastifyRequest } from 'fastify';
 import type { Merchant } from '../engine/merchants/index.ts';
-import { merchantKeys } from '../engine/redis/keys.ts';
 import { ApiError, type ErrorCode } from './errors.ts';
 import type { IngressContext } from './context.ts';
-import { NONCE_TTL_S, parseAuthorization, sign, signatureMatches, timestampInWindow } from './signature.ts';
+import { retryAfterS } from './rate-limit.ts';
+import { parseAuthorization, sign, signatureMatches, timestampInWindow } from './signature.ts';
 
 export async function authenticate(ctx: IngressContext, req: FastifyRequest): Promise<Merchant> {
   const fail = (code: ErrorCode, detail?: string): never => {
@@ -21,8 +21,14 @@ export async function authenticate(ctx: IngressContext, req: FastifyRequest): Pr
   if (!timestampInWindow(params.timestamp, Date.now())) return fail('auth.timestamp_out_of_window', 'timestamp must be within 300 s of the server clock');
   const expected = sign(merchant.secret, req.method, req.url, params.timestamp, params.nonce, req.rawBody);
   if (!signatureMatches(expected, params.signature)) return fail('auth.invalid_signature');
-  const fresh = await ctx.redis.set(merchantKeys(ctx.names.redisPrefix, merchant.id).nonce(params.nonce), '1', 'EX', NONCE_TTL_S, 'NX');
-  if (fresh !== 'OK') return fail('auth.nonce_reused');
+  // The nonce and the merchant's rate limit in one round-trip; a limited request keeps its nonce unused.
+  const admission = await ctx.rateLimiter.merchant(merchant.id, params.nonce);
+  if (admission.kind === 'nonce_reused') return fail('auth.nonce_reused');
+  if (admission.kind === 'limited') {
+    ctx.metrics.rateLimited.labels('merchant').inc();
+    const s = retryAfterS(admission.retryAfterMs);
+    throw new ApiError('rate_limited', `this merchant's request rate is over its limit; retry in ${s} s`, { headers: { 'retry-after': String(s) } });
+  }
   if (merchant.status !== 'active') return fail('auth.merchant_disabled');
   return merchant;
 }

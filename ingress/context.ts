@@ -12,6 +12,7 @@ import type { Names } from '../engine/protocol/subjects.ts';
 import type { MoneyStore } from '../engine/redis/store.ts';
 import type { IdempotencyStore } from './idempotency.ts';
 import type { IngressMetrics } from './metrics.ts';
+import type { RateLimiter } from './rate-limit.ts';
 
 export type IngressContext = {
   config: Config;
@@ -24,6 +25,7 @@ export type IngressContext = {
   merchants: MerchantDirectory;
   store: MoneyStore;
   idempotency: IdempotencyStore;
+  rateLimiter: RateLimiter;
   metrics: IngressMetrics;
   log: Logger;
 };

@@ -44,12 +44,19 @@ export class ApiError extends Error {
   readonly status: number;
   readonly errors: FieldError[];
   readonly extra: Record<string, unknown>;
-  constructor(code: ErrorCode, detail?: string, opts: { errors?: FieldError[]; extra?: Record<string, unknown>; cause?: unknown } = {}) {
+  /** Response headers that belong to the error (Retry-After of a 429). */
+  readonly headers: Record<string, string>;
+  constructor(
+    code: ErrorCode,
+    detail?: string,
+    opts: { errors?: FieldError[]; extra?: Record<string, unknown>; headers?: Record<string, string>; cause?: unknown } = {},
+  ) {
     super(detail ?? ERRORS[code].title, { cause: opts.cause });
     this.code = code;
     this.status = ERRORS[code].status;
     this.errors = opts.errors ?? [];
     this.extra = opts.extra ?? {};
+    this.headers = opts.headers ?? {};
   }
 }
 export const isApiError = (err: unknown): err is ApiError => err instanceof ApiError;

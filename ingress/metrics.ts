@@ -26,6 +26,12 @@ export function ingressMetrics(registry = new Registry()) {
       labelNames: ['code'] as const,
       registers: [registry],
     }),
+    rateLimited: new Counter({
+      name: 'peakpay_rate_limited_total',
+      help: 'Requests refused with 429 rate_limited, by limit (merchant or ip)',
+      labelNames: ['limit'] as const,
+      registers: [registry],
+    }),
     engineTimeouts: new Counter({
       name: 'peakpay_ingress_engine_timeouts_total',
       help: 'Requests answered 202 because the engine did not decide within the deadline',

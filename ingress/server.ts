@@ -7,6 +7,7 @@ import type { IngressContext } from './context.ts';
 import { ApiError, isApiError } from './errors.ts';
 import { problemResult, send } from './http.ts';
 import { openApiDocument } from './openapi.ts';
+import { retryAfterS } from './rate-limit.ts';
 import { accountRoutes } from './routes/accounts.ts';
 import { paymentRoutes } from './routes/payments.ts';
 import { refundRoutes } from './routes/refunds.ts';
@@ -37,16 +38,25 @@ function fastifyErrorToApi(err: FastifyError): ApiError {
   }
 }
 
-export async function buildServer(ctx: IngressContext): Promise<FastifyInstance> {
-  const app = Fastify({
+export type ServerOptions = { https?: { cert: Buffer; key: Buffer } };
+
+/** Merchant calls: authenticated and rate limited. Channel callbacks carry their own signatures. */
+const isMerchantCall = (url: string) => url.startsWith('/v1/') && !url.startsWith('/v1/notify/');
+
+export async function buildServer(ctx: IngressContext, opts: ServerOptions = {}): Promise<FastifyInstance> {
+  const options = {
     loggerInstance: ctx.log as FastifyBaseLogger,
     // One log line per request costs more CPU than the request itself at peak; 5xx are logged.
-    logController: new LogController({ disableRequestLogging: true }),
+    // Every line a request logs carries its id under the name the problem body uses.
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'request_id' }),
     bodyLimit: BODY_BYTES_MAX,
     genReqId: () => newRequestId(),
-    requestIdHeader: false,
+    requestIdHeader: false as const,
     return503OnClosing: true,
-  });
+    ...(ctx.config.trustProxy ? { trustProxy: ctx.config.trustProxy } : {}),
+  };
+  // One type for both: the routes never touch the raw server.
+  const app = (opts.https ? Fastify({ ...options, https: opts.https }) : Fastify(options)) as unknown as FastifyInstance;
   // Recorded before any route exists, so routes added later (here or in plugins) are listed too:
   // the OpenAPI test checks each of them is documented.
   const routes: RegisteredRoute[] = [];
@@ -66,9 +76,18 @@ export async function buildServer(ctx: IngressContext): Promise<FastifyInstance>
   app.addHook('onRequest', async (req, reply) => {
     req.rawBody = EMPTY_BODY; // replaced by the parser when there is a body
     reply.header('request-id', req.id);
+    // Before the body is read or anything is looked up: a flood from one address costs one EVALSHA each.
+    if (isMerchantCall(req.url)) {
+      const waitMs = await ctx.rateLimiter.ip(req.ip);
+      if (waitMs > 0) {
+        ctx.metrics.rateLimited.labels('ip').inc();
+        const s = retryAfterS(waitMs);
+        throw new ApiError('rate_limited', `too many requests from this address; retry in ${s} s`, { headers: { 'retry-after': String(s) } });
+      }
+    }
   });
   app.addHook('preHandler', async (req) => {
-    if (req.url.startsWith('/v1/') && !req.url.startsWith('/v1/notify/')) req.merchant = await authenticate(ctx, req);
+    if (isMerchantCall(req.url)) req.merchant = await authenticate(ctx, req);
   });
   app.addHook('onResponse', async (req, reply) => {
     const route = req.routeOptions.url ?? 'unmatched';
@@ -78,8 +97,8 @@ export async function buildServer(ctx: IngressContext): Promise<FastifyInstance>
 
   app.setErrorHandler((err: FastifyError | ApiError, req: FastifyRequest, reply: FastifyReply) => {
     const apiErr = isApiError(err) ? err : fastifyErrorToApi(err);
-    if (apiErr.status >= 500) req.log.error({ request_id: req.id, err: apiErr.cause ?? err }, apiErr.message);
-    return send(reply, problemResult(apiErr, req.id));
+    if (apiErr.status >= 500) req.log.error({ err: apiErr.cause ?? err }, apiErr.message);
+    return send(reply, problemResult(apiErr, req.id), apiErr.headers);
   });
   app.setNotFoundHandler((req, reply) => send(reply, problemResult(new ApiError('route.not_found', `${req.method} ${req.url.split('?')[0]}`), req.id)));
 

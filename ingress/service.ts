@@ -1,6 +1,8 @@
 // The ingress process: connections, context, server. Used by ingress/main.ts and by tests.
+import { readFileSync } from 'node:fs';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type pg from 'pg';
+import type { DestinationStream } from 'pino';
 import { CommandClient } from '../engine/client/index.ts';
 import type { Config } from '../engine/config.ts';
 import { connectNats, connectRedis, logger, pgPool } from '../engine/infra.ts';
@@ -11,10 +13,14 @@ import { ensureStreams } from '../engine/streams.ts';
 import type { IngressContext } from './context.ts';
 import { IdempotencyStore } from './idempotency.ts';
 import { ingressMetrics } from './metrics.ts';
+import { RateLimiter } from './rate-limit.ts';
 import { buildServer } from './server.ts';
+import { NONCE_TTL_S } from './signature.ts';
 
-export async function startIngress(config: Config, opts: { pool?: pg.Pool; listen?: boolean } = {}) {
-  const log = logger(config, 'ingress');
+export async function startIngress(config: Config, opts: { pool?: pg.Pool; listen?: boolean; logDestination?: DestinationStream } = {}) {
+  const log = logger(config, 'ingress', opts.logDestination);
+  // Read before any connection: a missing certificate stops start-up at once, naming the file.
+  const https = config.tls ? { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } : null;
   const n = names(config.namespace, config.shardCount);
   const nc = await connectNats(config, 'ingress');
   const jsm = await jetstreamManager(nc);
@@ -28,9 +34,13 @@ export async function startIngress(config: Config, opts: { pool?: pg.Pool; liste
     merchants: new MerchantDirectory(pool, config.masterKey),
     store: new MoneyStore(redis, { prefix: n.redisPrefix, opTtlS: config.opTtlS }),
     idempotency: new IdempotencyStore(redis, n.redisPrefix),
+    rateLimiter: new RateLimiter(redis, n.redisPrefix, {
+      merchantPerS: config.rateLimitMerchantPerS, merchantBurst: config.rateLimitMerchantBurst,
+      ipPerS: config.rateLimitIpPerS, ipBurst: config.rateLimitIpBurst,
+    }, NONCE_TTL_S),
     metrics: ingressMetrics(),
   };
-  const app = await buildServer(ctx);
+  const app = await buildServer(ctx, https ? { https } : {});
   if (opts.listen !== false) await app.listen({ host: config.httpHost, port: config.httpPort });
   return {
     app,

@@ -8,9 +8,28 @@ export const SAFE_ID = /^[A-Za-z0-9_-]{1,64}$/;
 export const safeIdSchema = z.string().regex(SAFE_ID, 'must be 1-64 of [A-Za-z0-9_-]');
 export const merchantIdSchema = safeIdSchema;
 
-export const newPaymentId = () => `pay_${ulid()}`;
-export const newRefundId = () => `re_${ulid()}`;
-export const newCommandId = () => `cmd_${ulid()}`;
-export const newMerchantId = () => `m_${ulid().toLowerCase()}`;
-export const newRequestId = () => `req_${ulid()}`;
+/** Random bytes drawn from the CSPRNG at once; each byte is used for one ULID character only. */
+const RANDOM_POOL_BYTES = 4096;
+let randomPool = randomBytes(RANDOM_POOL_BYTES);
+let randomPoolAt = 0;
+
+/**
+ * A fraction in [0, 1) from the pool, in steps of 1/256: ulid() maps it to one of 32 characters,
+ * so every character stays uniform. ulid()'s own generator makes one getRandomValues call per
+ * character (16 per id), which was ~10% of the ingress's CPU for the request id alone (bench:http).
+ */
+function pooledRandom(): number {
+  if (randomPoolAt === RANDOM_POOL_BYTES) {
+    randomPool = randomBytes(RANDOM_POOL_BYTES);
+    randomPoolAt = 0;
+  }
+  return (randomPool[randomPoolAt++] as number) / 256;
+}
+const newUlid = () => ulid(undefined, pooledRandom);
+
+export const newPaymentId = () => `pay_${newUlid()}`;
+export const newRefundId = () => `re_${newUlid()}`;
+export const newCommandId = () => `cmd_${newUlid()}`;
+export const newMerchantId = () => `m_${newUlid().toLowerCase()}`;
+export const newRequestId = () => `req_${newUlid()}`;
 export const newSecret = () => `sk_${randomBytes(24).toString('base64url')}`;

@@ -33,6 +33,8 @@ export function merchantKeys(prefix: string, merchantId: string) {
     idempotency: (keyHash: string) => `${base}idem:${keyHash}`,
     /** String: a nonce seen in the last 10 minutes. */
     nonce: (nonce: string) => `${base}nonce:${nonce}`,
+    /** Hash: the merchant's ingress rate-limit token bucket (includes/rateLimit.lua); expires when full. */
+    rateLimit: `${base}rl`,
     /** Hash: the merchant's risk thresholds (fields in includes/risk.lua; absent = default). */
     riskConfig: `${base}risk:cfg`,
     /** Set: the merchant's blacklist, members `user:<id>`, `device:<id>`, `ip:<canonical ip>`. */
@@ -45,5 +47,17 @@ export function merchantKeys(prefix: string, merchantId: string) {
     riskDeviceDay: (day: number, deviceId: string) => `${base}risk:day:${day}:d:${keyPart(deviceId)}`,
     /** Never written: stands in the KEYS of paymentCreate for a rule whose buyer field is absent. */
     riskUnused: `${base}risk:unused`,
+  };
+}
+
+/**
+ * Keys of a client address (the ingress's per-IP rate limit), each under its own {ip:…} hash tag:
+ * no merchant is known yet when it is checked. The address comes canonical (ingress/rate-limit.ts).
+ */
+export function clientKeys(prefix: string, address: string) {
+  if (!/^[0-9a-f.:]{2,45}$/.test(address)) throw new Error(`assertion: not a canonical address: ${JSON.stringify(address)}`);
+  return {
+    /** Hash: the address's token bucket (includes/rateLimit.lua); expires when full. */
+    rateLimit: `${prefix}:{ip:${address}}:rl`,
   };
 }

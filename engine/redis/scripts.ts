@@ -24,7 +24,9 @@ export type ScriptName =
   | 'riskBlacklist'
   | 'accountCreate'
   | 'accountCredit'
-  | 'idempotencyBegin';
+  | 'idempotencyBegin'
+  | 'rateLimit'
+  | 'rateLimitNonce';
 
 export type LoadedScript = { name: ScriptName; numberOfKeys: number; lua: string; command: string };
 

@@ -47,7 +47,7 @@ async function answer(
     return jsonResult(okStatus, r.payment, okStatus === 201 ? { location: paymentLocation(r.payment.id) } : {});
   }
   const code = isErrorCode(r.code) ? r.code : 'internal';
-  if (code === 'internal') ctx.log.error({ request_id: req.id, engine_code: r.code }, 'unmapped engine error code');
+  if (code === 'internal') req.log.error({ engine_code: r.code }, 'unmapped engine error code');
   return errorResult(code, r.message, req.id, r.payment_id ? { payment_id: r.payment_id } : undefined);
 }
 

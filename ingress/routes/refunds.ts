@@ -69,7 +69,7 @@ export function refundRoutes(app: FastifyInstance, ctx: IngressContext): void {
         return jsonResult(201, r.refund, { location: refundLocation(r.refund.id) });
       }
       const code = isErrorCode(r.code) ? r.code : 'internal';
-      if (code === 'internal') ctx.log.error({ request_id: req.id, engine_code: r.code }, 'unmapped engine error code');
+      if (code === 'internal') req.log.error({ engine_code: r.code }, 'unmapped engine error code');
       return errorResult(code, r.message, req.id, r.payment_id ? { payment_id: r.payment_id } : undefined);
     });
   });
