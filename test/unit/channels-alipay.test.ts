@@ -1,6 +1,7 @@
 // Alipay's pure parts: amounts, times, the RSA2 signing string, raw response nodes, statuses, the
 // bill CSV, and notification verification (ours against alipay-sdk's signer and verifier).
 import { generateKeyPairSync } from 'node:crypto';
+import { crc32, deflateRawSync } from 'node:zlib';
 import { AlipaySdk } from 'alipay-sdk';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -9,6 +10,7 @@ import { isChannelError, isChannelNotifyError, NOTIFY_WINDOW_MS } from '../../en
 import { alipayNotifyAnswer, verifyAlipayNotify } from '../../engine/channels/alipay/notify.ts';
 import {
   ALIPAY_AMOUNT_FEN_MAX,
+  billCsvText,
   fenToYuan,
   fromShanghaiTime,
   mapTradeStatus,
@@ -257,5 +259,80 @@ describe('alipay trade bill', () => {
       { out_trade_no: 'pay_1', channel_trade_no: '2024001', kind: 'refund', out_refund_no: 'rf_1', amount: 500, currency: 'CNY', fee: -3, at_ms: Date.UTC(2024, 0, 1, 3) },
     ]);
     expect(() => parseTradeBill('#only comments\n')).toThrow(/header/);
+  });
+});
+
+/** GBK bytes of a string, from the decoder's own table (Node has no GBK encoder). */
+function gbkEncode(text: string): Buffer {
+  const table = new Map<string, number[]>();
+  const dec = new TextDecoder('gbk');
+  for (let a = 0x81; a <= 0xfe; a++) for (let b = 0x40; b <= 0xfe; b++) if (b !== 0x7f) table.set(dec.decode(Buffer.from([a, b])), [a, b]);
+  const out: number[] = [];
+  for (const ch of text) {
+    if (ch.charCodeAt(0) < 0x80) out.push(ch.charCodeAt(0));
+    else out.push(...(table.get(ch) ?? (() => { throw new Error(`no GBK for ${ch}`); })()));
+  }
+  return Buffer.from(out);
+}
+
+/** A zip as Alipay ships it: GBK names (no UTF-8 flag), one entry deflated, one stored. */
+function zipOf(entries: Array<{ name: Buffer; data: Buffer; deflate: boolean }>): Buffer {
+  const locals: Buffer[] = [];
+  const dirs: Buffer[] = [];
+  let offset = 0;
+  for (const e of entries) {
+    const body = e.deflate ? deflateRawSync(e.data) : e.data;
+    const head = Buffer.alloc(30);
+    head.writeUInt32LE(0x04034b50, 0);
+    head.writeUInt16LE(20, 4);
+    head.writeUInt16LE(e.deflate ? 8 : 0, 8);
+    head.writeUInt32LE(crc32(e.data) >>> 0, 14);
+    head.writeUInt32LE(body.length, 18);
+    head.writeUInt32LE(e.data.length, 22);
+    head.writeUInt16LE(e.name.length, 26);
+    const dir = Buffer.alloc(46);
+    dir.writeUInt32LE(0x02014b50, 0);
+    dir.writeUInt16LE(20, 4);
+    dir.writeUInt16LE(20, 6);
+    dir.writeUInt16LE(e.deflate ? 8 : 0, 10);
+    dir.writeUInt32LE(crc32(e.data) >>> 0, 16);
+    dir.writeUInt32LE(body.length, 20);
+    dir.writeUInt32LE(e.data.length, 24);
+    dir.writeUInt16LE(e.name.length, 28);
+    dir.writeUInt32LE(offset, 42);
+    locals.push(head, e.name, body);
+    dirs.push(dir, e.name);
+    offset += 30 + e.name.length + body.length;
+  }
+  const dirBuf = Buffer.concat(dirs);
+  const end = Buffer.alloc(22);
+  end.writeUInt32LE(0x06054b50, 0);
+  end.writeUInt16LE(entries.length, 8);
+  end.writeUInt16LE(entries.length, 10);
+  end.writeUInt32LE(dirBuf.length, 12);
+  end.writeUInt32LE(offset, 16);
+  return Buffer.concat([...locals, dirBuf, end]);
+}
+
+describe('alipay bill archive', () => {
+  it('reads the detail CSV out of a zip of GBK files, and plain UTF-8 as the sandbox serves it', () => {
+    const csv = [
+      '#支付宝业务明细查询',
+      ALIPAY_BILL_COLUMNS.join(','),
+      ALIPAY_BILL_COLUMNS.map((c) => ({ 支付宝交易号: '2024001', 商户订单号: 'pay_9', 业务类型: '交易', 商品名称: '点卡', 完成时间: '2024-01-01 10:00:00', '订单金额（元）': '0.88', '商家实收（元）': '0.88', '服务费（元）': '-0.01' } as Record<string, string>)[c] ?? '').join(','),
+      '',
+    ].join('\r\n');
+    const summary = '#支付宝业务汇总查询\r\n门店编号,门店名称,交易订单总笔数\r\n';
+    const zip = zipOf([
+      { name: gbkEncode('20881021778468800156_20240101_业务明细(汇总).csv'), data: gbkEncode(summary), deflate: false },
+      { name: gbkEncode('20881021778468800156_20240101_业务明细.csv'), data: gbkEncode(csv), deflate: true },
+    ]);
+    const text = billCsvText(zip);
+    expect(text).toBe(csv);
+    expect(parseTradeBill(text)).toEqual([{ out_trade_no: 'pay_9', channel_trade_no: '2024001', kind: 'payment', out_refund_no: null, amount: 88, currency: 'CNY', fee: 1, at_ms: Date.UTC(2024, 0, 1, 2) }]);
+    expect(billCsvText(Buffer.from(csv))).toBe(csv);
+    expect(() => billCsvText(zipOf([{ name: gbkEncode('汇总.csv'), data: Buffer.from('x'), deflate: false }]))).toThrow(/detail CSV/);
+    const cut = zip.subarray(0, zip.length - 30);
+    expect(() => billCsvText(cut)).toThrow();
   });
 });

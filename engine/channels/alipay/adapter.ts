@@ -16,6 +16,7 @@ import { CHANNEL_REQUEST_TIMEOUT_MS_DEFAULT, ChannelError, NOTIFY_WINDOW_MS } fr
 import { alipayNotifyAnswer, verifyAlipayNotify } from './notify.ts';
 import {
   ALIPAY_CURRENCY,
+  billCsvText,
   createMethodFor,
   fenToYuan,
   fromShanghaiTime,
@@ -112,7 +113,7 @@ export function createAlipayAdapter(config: AlipayConfig, deps: AlipayDeps): Cha
     return params;
   }
 
-  async function httpText(url: string, init: RequestInit, what: string): Promise<string> {
+  async function httpBytes(url: string, init: RequestInit, what: string): Promise<Buffer> {
     let res: Response;
     try {
       res = await doFetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
@@ -121,11 +122,10 @@ export function createAlipayAdapter(config: AlipayConfig, deps: AlipayDeps): Cha
       if (name === 'TimeoutError' || name === 'AbortError') throw new ChannelError('alipay', 'timeout', `${what}: no answer within ${timeoutMs} ms`, { cause: err });
       throw new ChannelError('alipay', 'unavailable', `${what}: ${(err as Error).message}`, { cause: err });
     }
-    let text: string;
+    let buf: Buffer;
     try {
-      const buf = Buffer.from(await res.arrayBuffer());
+      buf = Buffer.from(await res.arrayBuffer());
       if (buf.length > ALIPAY_RESPONSE_BYTES_MAX) throw new ChannelError('alipay', 'bad_response', `${what}: answer over ${ALIPAY_RESPONSE_BYTES_MAX} bytes`);
-      text = buf.toString('utf8');
     } catch (err) {
       if (err instanceof ChannelError) throw err;
       const name = (err as Error).name;
@@ -133,7 +133,7 @@ export function createAlipayAdapter(config: AlipayConfig, deps: AlipayDeps): Cha
     }
     if (res.status >= 500) throw new ChannelError('alipay', 'unavailable', `${what}: HTTP ${res.status}`);
     if (res.status !== 200) throw new ChannelError('alipay', 'rejected', `${what}: HTTP ${res.status}`);
-    return text;
+    return buf;
   }
 
   /**
@@ -143,11 +143,11 @@ export function createAlipayAdapter(config: AlipayConfig, deps: AlipayDeps): Cha
    */
   async function call<T>(method: AlipayMethod, biz: object, extra: Record<string, string> = {}): Promise<Node<T>> {
     const params = await signedParams(method, biz, extra);
-    const text = await httpText(config.gatewayUrl, {
+    const text = (await httpBytes(config.gatewayUrl, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded;charset=utf-8', accept: 'application/json' },
       body: new URLSearchParams(params).toString(),
-    }, method);
+    }, method)).toString('utf8');
     const values = topLevelRawValues(text);
     if (!values) throw new ChannelError('alipay', 'bad_response', `${method}: answer is not a JSON object`);
     const nodeText = values.get(responseKey(method));
@@ -270,13 +270,9 @@ export function createAlipayAdapter(config: AlipayConfig, deps: AlipayDeps): Cha
         throw failure(method, node);
       }
       if (!node.bill_download_url) throw new ChannelError('alipay', 'bad_response', `${method}: no bill_download_url`);
-      const text = await httpText(node.bill_download_url, { method: 'GET' }, 'bill download');
-      if (text.startsWith('PK')) {
-        // Production ships a zip of GBK CSVs; the sandbox serves the detail CSV as plain UTF-8.
-        throw new ChannelError('alipay', 'bad_response', 'bill download: zipped bills are not read yet (see docs/CHANNELS.md)');
-      }
+      const file = await httpBytes(node.bill_download_url, { method: 'GET' }, 'bill download');
       try {
-        return parseTradeBill(text);
+        return parseTradeBill(billCsvText(file));
       } catch (err) {
         if (isAlipayBillError(err)) throw new ChannelError('alipay', 'bad_response', err.message, { cause: err });
         throw err;

@@ -1,6 +1,7 @@
 // Pure mapping between our channel contract and Alipay's wire: amounts (integer fen ↔ yuan
 // strings, by string and integer arithmetic only), Asia/Shanghai times, the RSA2 signing string,
 // the raw response node a response signature covers, statuses, and the trade bill CSV.
+import { inflateRawSync } from 'node:zlib';
 import type { BillLine, ChannelOrderRequest, ChannelOrderStatus } from '../types.ts';
 import { ChannelError } from '../types.ts';
 import { ALIPAY_BILL_COLUMNS, type AlipayMethod, type AlipayTradeCreateBiz, type AlipayTradeStatus, ALIPAY_TRADE_STATUSES } from './wire.ts';
@@ -269,5 +270,58 @@ export function parseTradeBill(csv: string): BillLine[] {
     }
   }
   if (!header) throw new AlipayBillError('bill: no header row');
+  return out;
+}
+
+/** Bounds on a downloaded bill archive. */
+export const BILL_ZIP_ENTRIES_MAX = 64;
+export const BILL_CSV_BYTES_MAX = 64 * 1024 * 1024;
+
+const gbk = new TextDecoder('gbk');
+
+/**
+ * The detail CSV's text from what the bill URL serves: production ships a zip holding the detail
+ * (…业务明细.csv) and summary (…业务明细(汇总).csv) files in GBK; the sandbox serves the detail
+ * CSV as plain UTF-8. Only stored and deflated entries occur in Alipay's archives.
+ */
+export function billCsvText(file: Buffer): string {
+  if (file.subarray(0, 4).toString('latin1') !== 'PK\x03\x04') return file.toString('utf8');
+  const entries = unzip(file);
+  const detail = entries.find((e) => e.name.endsWith('.csv') && e.name.includes('业务明细') && !e.name.includes('汇总')) ?? entries.find((e) => e.name.endsWith('.csv') && !e.name.includes('汇总'));
+  if (!detail) throw new AlipayBillError('bill: no detail CSV in the archive');
+  return gbk.decode(detail.data);
+}
+
+/** Entries of a zip archive, read from its central directory. */
+export function unzip(zip: Buffer): Array<{ name: string; data: Buffer }> {
+  const eocd = zip.lastIndexOf(Buffer.from([0x50, 0x4b, 0x05, 0x06]));
+  if (eocd < 0 || eocd + 22 > zip.length) throw new AlipayBillError('bill: zip without an end record');
+  const count = zip.readUInt16LE(eocd + 10);
+  if (count > BILL_ZIP_ENTRIES_MAX) throw new AlipayBillError(`bill: zip with ${count} entries`);
+  let p = zip.readUInt32LE(eocd + 16);
+  const out: Array<{ name: string; data: Buffer }> = [];
+  for (let i = 0; i < count; i++) {
+    if (p + 46 > zip.length || zip.readUInt32LE(p) !== 0x02014b50) throw new AlipayBillError('bill: bad zip directory');
+    const flags = zip.readUInt16LE(p + 8);
+    const method = zip.readUInt16LE(p + 10);
+    const compressed = zip.readUInt32LE(p + 20);
+    const size = zip.readUInt32LE(p + 24);
+    const nameLen = zip.readUInt16LE(p + 28);
+    const extraLen = zip.readUInt16LE(p + 30);
+    const commentLen = zip.readUInt16LE(p + 32);
+    const local = zip.readUInt32LE(p + 42);
+    const nameBytes = zip.subarray(p + 46, p + 46 + nameLen);
+    const name = flags & 0x800 ? nameBytes.toString('utf8') : gbk.decode(nameBytes);
+    p += 46 + nameLen + extraLen + commentLen;
+    if (size > BILL_CSV_BYTES_MAX || local + 30 > zip.length || zip.readUInt32LE(local) !== 0x04034b50) throw new AlipayBillError(`bill: entry ${name} unreadable`);
+    const start = local + 30 + zip.readUInt16LE(local + 26) + zip.readUInt16LE(local + 28);
+    const raw = zip.subarray(start, start + compressed);
+    let data: Buffer;
+    if (method === 0) data = raw;
+    else if (method === 8) data = inflateRawSync(raw, { maxOutputLength: BILL_CSV_BYTES_MAX });
+    else throw new AlipayBillError(`bill: entry ${name} uses zip method ${method}`);
+    if (data.length !== size) throw new AlipayBillError(`bill: entry ${name} is ${data.length} bytes, not ${size}`);
+    out.push({ name, data });
+  }
   return out;
 }
