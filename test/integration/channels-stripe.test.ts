@@ -78,6 +78,16 @@ describe('stripe adapter ↔ sandbox', () => {
     ...over,
   });
 
+  /** The bills of the UTC days (bill_utc_offset_minutes 0) on which these orders and their refunds were paid. */
+  async function billOfDaysOf(outTradeNos: string[]) {
+    const days = new Set<string>();
+    for (const id of outTradeNos) {
+      const o = kit.book.get(id);
+      for (const ms of [o?.paid_ms ?? null, ...(o?.refunds ?? []).map((r) => r.at_ms)]) if (ms !== null) days.add(new Date(ms).toISOString().slice(0, 10));
+    }
+    return (await Promise.all([...days].map((d) => adapter.downloadBill(d)))).flat();
+  }
+
   const callbackFor = (outTradeNo: string, kind: ChannelNotification['kind']) =>
     waitFor(`${kind} callback of ${outTradeNo}`, async () => {
       for (const c of captured) {
@@ -204,9 +214,7 @@ describe('stripe adapter ↔ sandbox', () => {
     await kit.book.pay(req.out_trade_no);
     const out_refund_no = uniqueId('re');
     await adapter.refund({ out_trade_no: req.out_trade_no, out_refund_no, amount: 2_500, total_amount: 10_000, currency: 'USD', notify_url: req.notify_url });
-    const day = new Date().toISOString().slice(0, 10); // bill_utc_offset_minutes 0: Stripe's UTC day
-    const lines = await adapter.downloadBill(day);
-    const mine = lines.filter((l) => l.out_trade_no === req.out_trade_no);
+    const mine = (await billOfDaysOf([req.out_trade_no])).filter((l) => l.out_trade_no === req.out_trade_no);
     expect(mine).toEqual([
       expect.objectContaining({ kind: 'payment', amount: 10_000, currency: 'USD', fee: 340, out_refund_no: null }),
       expect.objectContaining({ kind: 'refund', amount: 2_500, currency: 'USD', fee: 0, out_refund_no }),
@@ -214,6 +222,20 @@ describe('stripe adapter ↔ sandbox', () => {
     expect(mine[0]?.channel_trade_no).toMatch(/^pi_/);
     const yesterday = new Date(Date.now() - 2 * 86_400_000).toISOString().slice(0, 10);
     expect((await adapter.downloadBill(yesterday)).filter((l) => l.out_trade_no === req.out_trade_no)).toEqual([]);
+  });
+
+  it('pages through lists: the session scan and the bill past 100 entries', async () => {
+    const reqs = Array.from({ length: 105 }, () => order({ amount: 100 }));
+    for (const r of reqs) await adapter.createOrder(r);
+    const oldest = reqs[0] as ChannelOrderRequest;
+    // Sessions list newest first: the oldest of these is past the first page of 100.
+    expect(await fresh().queryOrder(oldest.out_trade_no)).toMatchObject({ status: 'pending', amount: 100 });
+    kit.setFaults({ dropCallbacks: true });
+    for (const r of reqs) await kit.book.pay(r.out_trade_no);
+    const ids = new Set(reqs.map((r) => r.out_trade_no));
+    const lines = (await billOfDaysOf([...ids])).filter((l) => ids.has(l.out_trade_no));
+    expect(lines).toHaveLength(105);
+    expect(lines.every((l) => l.kind === 'payment' && l.amount === 100 && l.fee === 3)).toBe(true);
   });
 
   it('lets the buyer pay on the hosted page and returns them to success_url', async () => {

@@ -200,12 +200,13 @@ export async function startStripeSandbox(opts: { port?: number; host?: string; w
     return out.sort((a, b) => (b.bt.created as number) - (a.bt.created as number) || String(b.bt.id).localeCompare(String(a.bt.id)));
   }
 
-  function paginate<T extends { id: string }>(all: T[], q: Json, url: string): Json {
+  function paginate<T extends { id: string }>(all: T[], q: Json, url: string): SandboxResponse {
     const limit = Math.min(Math.max(intOf(q.limit) ?? 10, 1), 100);
     const after = str(q.starting_after);
-    const start = after ? all.findIndex((x) => x.id === after) + 1 : 0;
-    const data = all.slice(start, start + limit);
-    return { object: 'list', url, has_more: start + limit < all.length, data };
+    const at = after === undefined ? -1 : all.findIndex((x) => x.id === after);
+    if (after !== undefined && at < 0) return missing('object', after);
+    const data = all.slice(at + 1, at + 1 + limit);
+    return json(200, { object: 'list', url, has_more: at + 1 + limit < all.length, data });
   }
 
   function inCreatedRange(created: number, q: Json): boolean {
@@ -348,7 +349,7 @@ export async function startStripeSandbox(opts: { port?: number; host?: string; w
         })
         .sort((a, b) => extraOf(b).created_s - extraOf(a).created_s || b.order_id.localeCompare(a.order_id))
         .map((o) => ({ ...sessionJson(o, new Set()), id: o.order_id }));
-      return json(200, paginate(all, p, '/v1/checkout/sessions'));
+      return paginate(all, p, '/v1/checkout/sessions');
     }
     if ((m = /^GET \/v1\/checkout\/sessions\/([A-Za-z0-9_]+)$/.exec(key))) {
       const o = bySession(book, m[1] ?? '');
@@ -383,7 +384,7 @@ export async function startStripeSandbox(opts: { port?: number; host?: string; w
         .filter((x) => p.type === undefined || x.bt.type === p.type)
         .filter((x) => inCreatedRange(x.bt.created as number, p))
         .map((x) => ({ ...x.bt, id: x.bt.id as string, source: expand.has('data.source.payment_intent') ? x.sourceWithPi() : expand.has('data.source') ? x.source() : x.bt.source }));
-      return json(200, paginate(all, p, '/v1/balance_transactions'));
+      return paginate(all, p, '/v1/balance_transactions');
     }
     if (key === 'POST /v1/webhook_endpoints') {
       const url = str(p.url);
@@ -396,7 +397,7 @@ export async function startStripeSandbox(opts: { port?: number; host?: string; w
       return json(200, { ...ep, object: 'webhook_endpoint', api_version: STRIPE_API_VERSION, livemode: false, status: 'enabled', secret: webhookSecret });
     }
     if (key === 'GET /v1/webhook_endpoints') {
-      return json(200, paginate(endpoints.map((e) => ({ ...e, object: 'webhook_endpoint', status: 'enabled' })), p, '/v1/webhook_endpoints'));
+      return paginate(endpoints.map((e) => ({ ...e, object: 'webhook_endpoint', status: 'enabled' })), p, '/v1/webhook_endpoints');
     }
     return null;
   }
