@@ -31,7 +31,7 @@ import { runLoad, type Iteration, type Load, type RunResult } from './lib/genera
 import { checkLedger, walletKey, type LedgerReport } from './lib/ledger-check.ts';
 import { automaticPayment, manualPayment, PaymentRequests, roundRobin, type BenchMerchant, type Ledger } from './lib/payments.ts';
 import { commandLag, freshDatabase, readPeakpayLedger, registerMerchants, settledCount, settlementLag, startPeakpay, type Peakpay } from './lib/peakpay.ts';
-import { listeningPort, spawnTs, type Proc } from './lib/procs.ts';
+import { killChildren, listeningPort, spawnTs, type Proc } from './lib/procs.ts';
 import { countNaiveOrders, createNaiveSchema, readNaiveLedger, seedNaive } from './naive/schema.ts';
 
 const ALL = ['ceiling', 'naive-uniform', 'naive-hot', 'uniform', 'hot', 'fixed', 'manual', 'spike'] as const;
@@ -53,7 +53,7 @@ const { values } = parseArgs({
     'settle-timeout': { type: 'string', default: '120' },
     database: { type: 'string', default: 'peakpay_bench' },
     profile: { type: 'string', default: '' },
-    'quiet-wait': { type: 'string', default: '60' },
+    'quiet-wait': { type: 'string', default: '20' },
   },
 });
 const DURATION_S = Number(values.duration);
@@ -193,8 +193,8 @@ async function waitSettled(p: Peakpay, target: number, t0: number): Promise<{ se
 async function waitIdle(p: Peakpay): Promise<void> {
   const deadline = performance.now() + SETTLE_TIMEOUT_MS;
   while (performance.now() < deadline) {
-    const lag = await commandLag(p);
-    if (lag.pending + lag.ackPending === 0 && (await settlementLag(p)) === 0) return;
+    const idle = await commandLag(p).then(async (lag) => lag.pending + lag.ackPending === 0 && (await settlementLag(p)) === 0, () => false);
+    if (idle) return;
     await sleep(250);
   }
   say('peakpay still busy after the settle timeout; going on');
@@ -234,8 +234,12 @@ async function runSpike(p: Peakpay, ledger: Ledger): Promise<void> {
   const sampler = (async () => {
     while (sampling) {
       const t = (performance.now() - t0) / 1000;
-      const [lag, settlement] = await Promise.all([commandLag(p), settlementLag(p)]);
-      samples.push({ t: round(t, 1), lag: lag.pending + lag.ackPending, settlement });
+      try {
+        const [lag, settlement] = await Promise.all([commandLag(p), settlementLag(p)]);
+        samples.push({ t: round(t, 1), lag: lag.pending + lag.ackPending, settlement });
+      } catch (err) {
+        say(`lag sample at ${round(t, 1)} s failed: ${(err as Error).message}`); // a busy NATS server; the next one may answer
+      }
       await sleep(LAG_SAMPLE_MS);
     }
   })();
@@ -275,6 +279,14 @@ async function runSpike(p: Peakpay, ledger: Ledger): Promise<void> {
 }
 
 // ------------------------------------------------------------------------------------------------
+
+// However the bench ends (an error nobody awaited, Ctrl-C), the servers it started end with it.
+process.on('exit', killChildren);
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => process.exit(130));
+process.on('unhandledRejection', (err) => {
+  console.error(err);
+  process.exit(1);
+});
 
 const stack = await stackUp({ log: (l) => say(`stack: ${l}`) });
 const env = localEnv({ ...process.env, NATS_URL: stack.natsUrl, REDIS_URL: stack.redisUrl, DATABASE_URL: stack.databaseUrl });

@@ -61,7 +61,7 @@ export async function startPeakpay(baseEnv: NodeJS.ProcessEnv, opts: { databaseU
   const env: NodeJS.ProcessEnv = {
     ...baseEnv,
     DATABASE_URL: opts.databaseUrl,
-    PEAKPAY_NAMESPACE: `b${randomBytes(4).toString('hex')}`,
+    PEAKPAY_NAMESPACE: `be${randomBytes(4).toString('hex')}`, // be = bench end to end
     PEAKPAY_HTTP_HOST: '127.0.0.1',
     PEAKPAY_HTTP_PORT: String(httpPort),
     PEAKPAY_LOG_LEVEL: baseEnv.BENCH_LOG_LEVEL ?? 'warn',

@@ -21,6 +21,14 @@ export class ProcError extends Error {
 }
 export const isProcError = (err: unknown): err is ProcError => err instanceof ProcError;
 
+/** Every child still running: killed when this process dies, however it dies (killChildren). */
+const living = new Set<ChildProcess>();
+
+/** SIGTERM to every child still running, now (synchronous, so it works from an exit handler). */
+export function killChildren(): void {
+  for (const c of living) c.kill('SIGTERM');
+}
+
 export function spawnTs(name: string, entry: string, env: NodeJS.ProcessEnv, opts: { cpuProfDir?: string; quiet?: boolean } = {}): Proc {
   const prof = opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${join(opts.cpuProfDir, name)}`] : [];
   if (opts.cpuProfDir) mkdirSync(join(opts.cpuProfDir, name), { recursive: true });
@@ -28,7 +36,11 @@ export function spawnTs(name: string, entry: string, env: NodeJS.ProcessEnv, opt
     env, stdio: ['ignore', 'pipe', opts.quiet ? 'ignore' : 'inherit'], cwd: PROJECT_ROOT,
   });
   if (child.pid === undefined) throw new ProcError(`${name}: could not start ${entry}`);
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  living.add(child);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => {
+    living.delete(child);
+    resolve(code);
+  }));
   return {
     name,
     pid: child.pid,
