@@ -19,6 +19,12 @@
 //                  JetStream consumer lag and reports how long the queued excess takes to drain
 // peakpay payments count once settled: their row in the payments table says succeeded (polled).
 // Saturation = --connections closed-loop connections, each sending its next request on the answer.
+//
+// Options: --duration S (20, per scenario) --scenarios a,b (all) --connections N (128) --rate R (2000,
+// fixed) --merchants M (1000) --wallets W (2 per merchant) --hot-wallets H (1000) --spike-normal R
+// (300/s) --spike-factor F (10) --naive-workers N (2) --naive-pool N (16 per worker) --settle-timeout
+// S (120) --quiet-wait S (20: wait for a quiet machine before each scenario) --database NAME
+// (peakpay_bench, dropped and recreated) --profile DIR (V8 CPU profiles of engine and ingress).
 import { randomBytes } from 'node:crypto';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
