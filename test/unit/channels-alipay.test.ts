@@ -7,6 +7,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { inlineCrypto } from '../../engine/channels/crypto.ts';
 import { isChannelError, isChannelNotifyError, NOTIFY_WINDOW_MS } from '../../engine/channels/types.ts';
+import { normalizePrivateKey, normalizePublicKey } from '../../engine/channels/alipay/adapter.ts';
 import { alipayNotifyAnswer, verifyAlipayNotify } from '../../engine/channels/alipay/notify.ts';
 import {
   ALIPAY_AMOUNT_FEN_MAX,
@@ -334,5 +335,21 @@ describe('alipay bill archive', () => {
     expect(() => billCsvText(zipOf([{ name: gbkEncode('汇总.csv'), data: Buffer.from('x'), deflate: false }]))).toThrow(/detail CSV/);
     const cut = zip.subarray(0, zip.length - 30);
     expect(() => billCsvText(cut)).toThrow();
+  });
+});
+
+describe('alipay keys', () => {
+  it('takes Alipay\'s bare base64 keys (PKCS#8 and PKCS#1) as well as PEM, and they sign and verify alike', async () => {
+    const k = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const bare = (der: Buffer) => der.toString('base64');
+    const pkcs8 = normalizePrivateKey(bare(k.privateKey.export({ type: 'pkcs8', format: 'der' })));
+    const pkcs1 = normalizePrivateKey(bare(k.privateKey.export({ type: 'pkcs1', format: 'der' })));
+    const pem1 = normalizePrivateKey(k.privateKey.export({ type: 'pkcs1', format: 'pem' }) as string);
+    expect(pkcs8).toBe(pkcs1);
+    expect(pem1).toBe(pkcs8);
+    const pub = normalizePublicKey(bare(k.publicKey.export({ type: 'spki', format: 'der' })));
+    const sig = await inlineCrypto.rsaSign(pkcs8, 'a=1');
+    expect(await inlineCrypto.rsaVerify(pub, 'a=1', sig)).toBe(true);
+    expect(() => normalizePrivateKey('bm90IGEga2V5')).toThrow();
   });
 });
