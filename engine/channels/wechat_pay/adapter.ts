@@ -87,7 +87,7 @@ export function createWechatPayAdapter(config: WechatPayConfig, deps: WechatPayD
   const err = (code: ChannelErrorCode, message: string, opts: { cause?: unknown; channelCode?: string | null } = {}) =>
     new ChannelError('wechat_pay', code, message, opts);
 
-  async function send(method: 'GET' | 'POST', url: URL, body: string, signed: boolean): Promise<Response> {
+  async function send(method: 'GET' | 'POST', url: URL, body: string): Promise<Response> {
     const pathWithQuery = `${url.pathname}${url.search}`;
     const timestamp = String(Math.floor(Date.now() / 1000));
     const nonce = wxNonce();
@@ -99,7 +99,7 @@ export function createWechatPayAdapter(config: WechatPayConfig, deps: WechatPayD
     };
     if (body) headers['content-type'] = 'application/json';
     try {
-      return await doFetch(url, { method, headers, body: body || undefined, signal: AbortSignal.timeout(timeoutMs), redirect: signed ? 'error' : 'follow' });
+      return await doFetch(url, { method, headers, body: body || undefined, signal: AbortSignal.timeout(timeoutMs) });
     } catch (e) {
       const name = (e as Error)?.name;
       if (name === 'TimeoutError' || name === 'AbortError') throw err('timeout', `no answer within ${timeoutMs} ms`, { cause: e });
@@ -110,7 +110,7 @@ export function createWechatPayAdapter(config: WechatPayConfig, deps: WechatPayD
   /** One signed API call; the answer's signature is verified before its body is believed. */
   async function call(method: 'GET' | 'POST', pathWithQuery: string, payload?: unknown): Promise<WxResult> {
     const body = payload === undefined ? '' : JSON.stringify(payload);
-    const res = await send(method, new URL(base + pathWithQuery), body, true);
+    const res = await send(method, new URL(base + pathWithQuery), body);
     let text: string;
     try {
       text = await res.text();
@@ -224,7 +224,7 @@ export function createWechatPayAdapter(config: WechatPayConfig, deps: WechatPayD
         throw err('bad_response', 'download_url is not a URL', { cause: e });
       }
       // The download answer is not signed: the SHA1 in the signed tradebill answer vouches for it.
-      const res = await send('GET', url, '', false);
+      const res = await send('GET', url, '');
       if (res.status >= 500) throw err('unavailable', `bill download HTTP ${res.status}`);
       if (res.status >= 400) throw err('rejected', `bill download HTTP ${res.status}`);
       const declared = Number(res.headers.get('content-length') ?? '0');
