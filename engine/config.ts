@@ -42,6 +42,8 @@ const envSchema = z.object({
   // Whether notify_url may point at loopback, private, link-local … addresses. Off by default (SSRF);
   // `npm start` and the tests turn it on because their receivers listen on 127.0.0.1.
   PEAKPAY_WEBHOOK_ALLOW_PRIVATE: z.enum(['true', 'false']).default('false'),
+  // The payment channels (engine/channels/settings.ts): adapters, routes, fees, rates. Absent = balance only.
+  PEAKPAY_CHANNELS_FILE: z.string().min(1).optional(),
   // Ingress rate limits (token buckets in Redis, shared by every ingress; 429 rate_limited): refill
   // per second and bucket size, per merchant (after its signature checks out) and per client
   // address (before anything else). 0 = off. The defaults leave room for a ~5,000 req/s benchmark
@@ -72,6 +74,8 @@ export type Config = {
   ingressDeadlineMs: number;
   engineId: string;
   opTtlS: number;
+  /** engine/channels/settings.ts JSON; null = no channels (balance payments only). */
+  channelsFile: string | null;
   actorBatchMax: number;
   shardInflightMax: number;
   settlementBatchMax: number;
@@ -125,6 +129,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ingressDeadlineMs: e.PEAKPAY_INGRESS_DEADLINE_MS,
     engineId: e.PEAKPAY_ENGINE_ID,
     opTtlS: e.PEAKPAY_OP_TTL_S,
+    channelsFile: e.PEAKPAY_CHANNELS_FILE ?? null,
     actorBatchMax: e.PEAKPAY_ACTOR_BATCH_MAX,
     shardInflightMax: e.PEAKPAY_SHARD_INFLIGHT_MAX,
     settlementBatchMax: e.PEAKPAY_SETTLEMENT_BATCH_MAX,

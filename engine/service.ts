@@ -4,13 +4,22 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { Config } from './config.ts';
 import { connectNats, connectRedis, logger } from './infra.ts';
 import { ShardLeases } from './leases/index.ts';
-import { BACKLOG_SAMPLE_EVERY_MS, engineMetrics, sampleConsumerLag, sampleEvery, serveMetrics } from './metrics.ts';
+import { BACKLOG_SAMPLE_EVERY_MS, channelMetrics, engineMetrics, sampleConsumerLag, sampleEvery, serveMetrics } from './metrics.ts';
 import { names } from './protocol/subjects.ts';
 import { MoneyStore } from './redis/store.ts';
 import { ShardRunner } from './shards/runner.ts';
 import { ensureShardConsumer, ensureStreams } from './streams.ts';
+import { inlineCrypto, poolCrypto } from './channels/crypto.ts';
+import { buildDesk } from './channels/registry.ts';
+import { loadChannelSettings, type ChannelSettings } from './channels/settings.ts';
+import { CryptoPool } from './workers/pool.ts';
 
-export type EngineOptions = { now?: () => number; engineId?: string };
+export type EngineOptions = {
+  now?: () => number;
+  engineId?: string;
+  /** Channel settings to use instead of config.channelsFile (tests point them at sandboxes). */
+  channels?: ChannelSettings | null;
+};
 
 export async function startEngine(config: Config, opts: EngineOptions = {}) {
   const engineId = opts.engineId ?? config.engineId;
@@ -25,6 +34,13 @@ export async function startEngine(config: Config, opts: EngineOptions = {}) {
   await ensureStreams(jsm, n);
   for (let shard = 0; shard < config.shardCount; shard++) await ensureShardConsumer(jsm, n, shard, config.shardInflightMax, config.ackWaitMs);
 
+  // Channels: RSA signing runs on the piscina pool (engine/workers), off the event loop.
+  const channelSettings = opts.channels !== undefined ? opts.channels : config.channelsFile ? loadChannelSettings(config.channelsFile) : null;
+  const cryptoPool = channelSettings ? new CryptoPool() : null;
+  const desk = channelSettings
+    ? buildDesk(channelSettings, { crypto: cryptoPool ? poolCrypto(cryptoPool) : inlineCrypto, metrics: channelMetrics(metrics.registry), log })
+    : null;
+
   const runners = new Map<number, ShardRunner>();
   metrics.shardsConfigured.set(config.shardCount);
   metrics.observeShards(() => [...runners.values()]);
@@ -36,7 +52,7 @@ export async function startEngine(config: Config, opts: EngineOptions = {}) {
     log,
     onAcquire: async (shard) => {
       const runner = new ShardRunner(shard, {
-        nc, js, jsm, store, redis, names: n, log, metrics,
+        nc, js, jsm, store, redis, names: n, log, metrics, desk,
         batchMax: config.actorBatchMax,
         inflightMax: config.shardInflightMax,
         ...(opts.now ? { now: opts.now } : {}),
@@ -68,6 +84,8 @@ export async function startEngine(config: Config, opts: EngineOptions = {}) {
       await leases.stop();
       await nc.drain().catch(() => undefined);
       redis.disconnect();
+      desk?.shutdown();
+      await cryptoPool?.destroy();
     },
   };
 }

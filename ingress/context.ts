@@ -12,6 +12,8 @@ import type { Names } from '../engine/protocol/subjects.ts';
 import type { MoneyStore } from '../engine/redis/store.ts';
 import type { IdempotencyStore } from './idempotency.ts';
 import type { IngressMetrics } from './metrics.ts';
+import type { ChannelAdapter, ChannelName } from '../engine/channels/types.ts';
+import type { ChannelMetrics } from '../engine/metrics.ts';
 import type { RateLimiter } from './rate-limit.ts';
 
 export type IngressContext = {
@@ -28,6 +30,9 @@ export type IngressContext = {
   rateLimiter: RateLimiter;
   metrics: IngressMetrics;
   log: Logger;
+  /** Channel adapters, for verifying callbacks (/v1/notify/{channel}); null = no channels. */
+  channels: Partial<Record<ChannelName, ChannelAdapter>> | null;
+  channelMetrics: ChannelMetrics | null;
 };
 
 declare module 'fastify' {

@@ -30,6 +30,22 @@ export const createPaymentBody = z
   });
 export type CreatePaymentBody = z.infer<typeof createPaymentBody>;
 
+/** A top-up: a channel payment whose success credits the wallet (API.md /v1/topups). */
+export const createTopupBody = z.strictObject({
+  out_trade_no: outTradeNoSchema,
+  account_id: safeIdSchema,
+  amount,
+  currency: currencySchema,
+  method: methodSchema.exclude(['balance']),
+  scene: sceneSchema,
+  buyer: buyerSchema.optional(),
+  subject: z.string().min(1).max(128).optional(),
+  /** How long the buyer has to pay at the channel before the order closes. */
+  hold_ttl_s: z.number().int().min(60).max(HOLD_TTL_S_MAX).default(900),
+  notify_url: z.url({ protocol: /^https?$/ }).max(512).optional(),
+  metadata: metadataSchema.optional(),
+});
+
 export const capturePaymentBody = z.strictObject({ amount: amount.optional() });
 export const cancelPaymentBody = z.strictObject({});
 /** The merchant's word that the buyer passed its second verification (SMS, face …): no fields. */

@@ -9,6 +9,8 @@ import { problemResult, send } from './http.ts';
 import { openApiDocument } from './openapi.ts';
 import { retryAfterS } from './rate-limit.ts';
 import { accountRoutes } from './routes/accounts.ts';
+import { notifyRoutes } from './routes/notify.ts';
+import { topupRoutes } from './routes/topups.ts';
 import { paymentRoutes } from './routes/payments.ts';
 import { refundRoutes } from './routes/refunds.ts';
 
@@ -73,6 +75,16 @@ export async function buildServer(ctx: IngressContext, opts: ServerOptions = {})
     done(null, undefined);
   });
 
+  // Alipay and UnionPay call back with form bodies; only the notify routes take them.
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'buffer' }, (req, body, done) => {
+    if (!req.url.startsWith('/v1/notify/')) {
+      done(Object.assign(new Error('form bodies are for channel callbacks only'), { code: 'FST_ERR_CTP_INVALID_MEDIA_TYPE', statusCode: 415 }), undefined);
+      return;
+    }
+    req.rawBody = body as Buffer;
+    done(null, undefined);
+  });
+
   app.addHook('onRequest', async (req, reply) => {
     req.rawBody = EMPTY_BODY; // replaced by the parser when there is a body
     reply.header('request-id', req.id);
@@ -105,6 +117,8 @@ export async function buildServer(ctx: IngressContext, opts: ServerOptions = {})
   paymentRoutes(app, ctx);
   refundRoutes(app, ctx);
   accountRoutes(app, ctx);
+  topupRoutes(app, ctx);
+  notifyRoutes(app, ctx);
 
   app.get('/healthz', async () => ({ status: 'ok' }));
 

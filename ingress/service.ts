@@ -13,11 +13,18 @@ import { ensureStreams } from '../engine/streams.ts';
 import type { IngressContext } from './context.ts';
 import { IdempotencyStore } from './idempotency.ts';
 import { ingressMetrics } from './metrics.ts';
+import { inlineCrypto } from '../engine/channels/crypto.ts';
+import { buildAdapters } from '../engine/channels/registry.ts';
+import { loadChannelSettings, type ChannelSettings } from '../engine/channels/settings.ts';
+import { channelMetrics } from '../engine/metrics.ts';
 import { RateLimiter } from './rate-limit.ts';
 import { buildServer } from './server.ts';
 import { NONCE_TTL_S } from './signature.ts';
 
-export async function startIngress(config: Config, opts: { pool?: pg.Pool; listen?: boolean; logDestination?: DestinationStream } = {}) {
+export async function startIngress(
+  config: Config,
+  opts: { pool?: pg.Pool; listen?: boolean; logDestination?: DestinationStream; channels?: ChannelSettings | null } = {},
+) {
   const log = logger(config, 'ingress', opts.logDestination);
   // Read before any connection: a missing certificate stops start-up at once, naming the file.
   const https = config.tls ? { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } : null;
@@ -27,6 +34,8 @@ export async function startIngress(config: Config, opts: { pool?: pg.Pool; liste
   await ensureStreams(jsm, n);
   const redis = connectRedis(config, 'ingress');
   const pool = opts.pool ?? pgPool(config, 8);
+  const channelSettings = opts.channels !== undefined ? opts.channels : config.channelsFile ? loadChannelSettings(config.channelsFile) : null;
+  const metrics = ingressMetrics();
   const client = new CommandClient(nc, jetstream(nc), n);
   client.start();
   const ctx: IngressContext = {
@@ -38,7 +47,10 @@ export async function startIngress(config: Config, opts: { pool?: pg.Pool; liste
       merchantPerS: config.rateLimitMerchantPerS, merchantBurst: config.rateLimitMerchantBurst,
       ipPerS: config.rateLimitIpPerS, ipBurst: config.rateLimitIpBurst,
     }, NONCE_TTL_S),
-    metrics: ingressMetrics(),
+    metrics,
+    // Callback verification is cheap (one RSA verify, ~50 µs): inline, no worker pool.
+    channels: channelSettings ? buildAdapters(channelSettings, inlineCrypto) : null,
+    channelMetrics: channelSettings ? channelMetrics(metrics.registry) : null,
   };
   const app = await buildServer(ctx, https ? { https } : {});
   if (opts.listen !== false) await app.listen({ host: config.httpHost, port: config.httpPort });

@@ -9,17 +9,18 @@ import { names } from '../engine/protocol/subjects.ts';
 import { startEngine, type EngineOptions } from '../engine/service.ts';
 import { startSettlement } from '../engine/settlement/consumer.ts';
 import { startIngress } from '../ingress/service.ts';
+import type { ChannelSettings } from '../engine/channels/settings.ts';
 import { authorization } from '../ingress/signature.ts';
 import { dropStreams, testConfig, uniqueId } from './helpers.ts';
 
 export type Harness = Awaited<ReturnType<typeof startHarness>>;
 
-export async function startHarness(opts: { config?: Config; engine?: EngineOptions | false; settlement?: boolean } = {}) {
+export async function startHarness(opts: { config?: Config; engine?: EngineOptions | false; settlement?: boolean; channels?: ChannelSettings } = {}) {
   const config = opts.config ?? testConfig();
   const pool = pgPool(config, 4);
-  const engine = opts.engine === false ? null : await startEngine(config, opts.engine ?? {});
+  const engine = opts.engine === false ? null : await startEngine(config, { ...(opts.channels && { channels: opts.channels }), ...opts.engine });
   const settlement = opts.settlement === false ? null : await startSettlement(config, { pool });
-  const ingress = await startIngress(config, { pool, listen: false });
+  const ingress = await startIngress(config, { pool, listen: false, ...(opts.channels && { channels: opts.channels }) });
   const nc = await connectNats(config, 'test');
   const jsm = await jetstreamManager(nc);
   const n = names(config.namespace, config.shardCount);

@@ -79,7 +79,7 @@ export type SandboxSpec = {
   feeOf(amount: number): number;
 };
 
-export type CallbackRecord = { url: string; status: number | null; body: string; at_ms: number; delivered: boolean };
+export type CallbackRecord = { url: string; status: number | null; headers: Record<string, string>; body: string; at_ms: number; delivered: boolean };
 
 export class OrderBook {
   readonly orders = new Map<string, SandboxOrder>();
@@ -214,7 +214,7 @@ export class SandboxKit {
 
   async sendCallback(order: SandboxOrder, refund: SandboxRefund | null): Promise<void> {
     if (this.faults.dropCallbacks) {
-      this.book.callbacks.push({ url: order.notify_url, status: null, body: '', at_ms: Date.now(), delivered: false });
+      this.book.callbacks.push({ url: order.notify_url, status: null, headers: {}, body: '', at_ms: Date.now(), delivered: false });
       return;
     }
     const cb = await this.spec.callback(order, refund);
@@ -228,7 +228,7 @@ export class SandboxKit {
         status = null;
       }
       const delivered = status !== null && status >= 200 && status < 300;
-      this.book.callbacks.push({ url: cb.url, status, body: cb.body, at_ms: Date.now(), delivered });
+      this.book.callbacks.push({ url: cb.url, status, headers: cb.headers, body: cb.body, at_ms: Date.now(), delivered });
       if (delivered) return;
       await new Promise((r) => setTimeout(r, CALLBACK_RETRY_DELAY_MS));
     }

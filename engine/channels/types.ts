@@ -112,9 +112,13 @@ export type RawHeaders = Record<string, string | string[] | undefined>;
 export interface ChannelAdapter {
   readonly name: ChannelName;
   createOrder(req: ChannelOrderRequest): Promise<ChannelOrder>;
-  queryOrder(outTradeNo: string): Promise<ChannelOrderState>;
+  /**
+   * channelOrderId: what createOrder returned (the engine keeps it on the payment), for channels
+   * that cannot find an order by our number alone (PayPal); the others ignore it.
+   */
+  queryOrder(outTradeNo: string, channelOrderId?: string | null): Promise<ChannelOrderState>;
   /** Closes an unpaid order; a closed or unknown order is fine; a paid one throws ChannelError('order_paid'). */
-  closeOrder(outTradeNo: string): Promise<void>;
+  closeOrder(outTradeNo: string, channelOrderId?: string | null): Promise<void>;
   refund(req: ChannelRefundRequest): Promise<ChannelRefundState>;
   /**
    * Verifies a callback over its raw bytes and headers (signature, timestamp window, decryption)

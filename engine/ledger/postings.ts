@@ -7,6 +7,9 @@
 //   merchant:settlement             captured, owed to the merchant
 //   merchant:adjustments            the other side of operator credits (goes negative)
 // A refund moves captured money back: merchant:settlement → wallet:<account_id>:available.
+// Channel payments: channel:<name>:clearing (what the channel collected for us; negative, a
+// source like adjustments) → merchant:settlement, or → the wallet for a top-up; the channel's fee
+// moves merchant:settlement → channel:<name>:fees.
 import type { Currency } from '../protocol/money.ts';
 import { assertMinorUnits } from '../protocol/money.ts';
 import type { Posting } from '../protocol/events.ts';
@@ -17,31 +20,55 @@ export const walletHeld = (accountId: string) => `wallet:${accountId}:held`;
 export const MERCHANT_SETTLEMENT = 'merchant:settlement';
 export const MERCHANT_ADJUSTMENTS = 'merchant:adjustments';
 
-export function postingsFor(accountId: string, currency: Currency, effects: readonly Effect[]): Posting[] {
+export const channelClearing = (channel: string) => `channel:${channel}:clearing`;
+export const channelFees = (channel: string) => `channel:${channel}:fees`;
+
+/** accountId: the wallet of wallet effects; channel: the channel of channel effects (assertions). */
+export function postingsFor(accountId: string | null, currency: Currency, effects: readonly Effect[], channel: string | null = null): Posting[] {
   const out: Posting[] = [];
+  const wallet = (): string => {
+    if (accountId === null) throw new Error('assertion: wallet effect without an account');
+    return accountId;
+  };
+  const via = (): string => {
+    if (channel === null || channel === '') throw new Error('assertion: channel effect without a channel');
+    return channel;
+  };
   const p = (kind: Posting['kind'], ledger_account: string, amount: number) => out.push({ kind, ledger_account, amount, currency });
   for (const [kind, amount] of effects) {
     assertMinorUnits(amount);
     switch (kind) {
       case 'hold':
-        p('hold', walletAvailable(accountId), -amount);
-        p('hold', walletHeld(accountId), amount);
+        p('hold', walletAvailable(wallet()), -amount);
+        p('hold', walletHeld(wallet()), amount);
         break;
       case 'release':
-        p('release', walletHeld(accountId), -amount);
-        p('release', walletAvailable(accountId), amount);
+        p('release', walletHeld(wallet()), -amount);
+        p('release', walletAvailable(wallet()), amount);
         break;
       case 'capture':
-        p('capture', walletHeld(accountId), -amount);
+        p('capture', walletHeld(wallet()), -amount);
         p('capture', MERCHANT_SETTLEMENT, amount);
         break;
       case 'credit':
         p('adjustment', MERCHANT_ADJUSTMENTS, -amount);
-        p('adjustment', walletAvailable(accountId), amount);
+        p('adjustment', walletAvailable(wallet()), amount);
         break;
       case 'refund':
         p('refund', MERCHANT_SETTLEMENT, -amount);
-        p('refund', walletAvailable(accountId), amount);
+        p('refund', walletAvailable(wallet()), amount);
+        break;
+      case 'channel_capture':
+        p('channel_capture', channelClearing(via()), -amount);
+        p('channel_capture', MERCHANT_SETTLEMENT, amount);
+        break;
+      case 'topup':
+        p('topup', channelClearing(via()), -amount);
+        p('topup', walletAvailable(wallet()), amount);
+        break;
+      case 'fee':
+        p('fee', MERCHANT_SETTLEMENT, -amount);
+        p('fee', channelFees(via()), amount);
         break;
       default: {
         const never: never = kind;

@@ -6,6 +6,9 @@ import { amountSchema, currencySchema } from './money.ts';
 import { safeIdSchema } from './ids.ts';
 import { buyerSchema, metadataSchema, methodSchema, outTradeNoSchema, sceneSchema } from './payment.ts';
 import { refundReasonSchema } from './refund.ts';
+import { CHANNELS } from '../channels/types.ts';
+
+export const channelNameSchema = z.enum(CHANNELS);
 import { blacklistKindSchema, riskSettingsSchema } from '../risk/settings.ts';
 
 export const PROTOCOL_VERSION = 1 as const;
@@ -35,6 +38,61 @@ export const paymentCreateSchema = z.strictObject({
   buyer: buyerSchema.optional(),
   notify_url: z.string().max(512).optional(),
   metadata: metadataSchema.optional(),
+  /** topup: a channel payment whose success credits account_id (API.md /v1/topups). */
+  kind: z.enum(['payment', 'topup']).optional(),
+});
+
+const nextActionSchema = z.union([
+  z.strictObject({ type: z.literal('qr_code'), code_url: z.string().min(1).max(2048) }),
+  z.strictObject({ type: z.literal('redirect'), url: z.string().min(1).max(2048) }),
+]);
+
+/**
+ * Engine-internal: the channel order of a pending channel payment was opened (or could not be on
+ * any route). Published by the shard owner after the channel answered, through the stream, so the
+ * result is ordered with the merchant's other commands and survives a crash.
+ */
+export const paymentChannelOpenSchema = z.strictObject({
+  ...base,
+  type: z.literal('payment.channel_open'),
+  payment_id: safeIdSchema,
+  result: z.discriminatedUnion('ok', [
+    z.strictObject({
+      ok: z.literal(true),
+      channel: channelNameSchema,
+      channel_order_id: z.string().max(256).nullable(),
+      next_action: nextActionSchema,
+      /** What the channel charges the buyer: the payment's amount, or its conversion (fx). */
+      channel_amount: amountSchema,
+      channel_currency: currencySchema,
+      /** Decimal string (never a float): channel_currency per unit of the payment's currency. */
+      fx_rate: z.string().max(64).regex(/^\d{1,20}(\.\d{1,40})?$/).nullable(),
+      fx_as_of: z.string().max(64).nullable(),
+      /** The fee rate the channel charges this merchant, in basis points (0.6% = 60). */
+      fee_bps: z.number().int().min(0).max(10_000),
+    }),
+    z.strictObject({ ok: z.literal(false), code: z.string().min(1).max(64), message: z.string().max(200) }),
+  ]),
+});
+
+/**
+ * Engine-internal: what a channel said about a payment, from a verified callback (source
+ * callback) or from a query (补单, source query). Applied at most once per cmd_id; the script
+ * cross-checks channel, amount and currency against the payment and changes nothing on mismatch.
+ */
+export const paymentChannelNotifySchema = z.strictObject({
+  ...base,
+  type: z.literal('payment.channel_notify'),
+  payment_id: safeIdSchema,
+  channel: channelNameSchema,
+  source: z.enum(['callback', 'query']),
+  notification_id: z.string().min(1).max(256),
+  status: z.enum(['succeeded', 'failed', 'closed']),
+  amount: amountSchema,
+  currency: currencySchema,
+  channel_trade_no: z.string().max(128).nullable(),
+  /** A top-up's wallet (from the payment), null for a plain payment: the script's keys are declared up front. */
+  wallet_id: safeIdSchema.nullable(),
 });
 
 export const paymentCaptureSchema = z.strictObject({
@@ -126,6 +184,8 @@ export const commandSchema = z.discriminatedUnion('type', [
   paymentExpireSchema,
   paymentVerifySchema,
   paymentRefundSchema,
+  paymentChannelOpenSchema,
+  paymentChannelNotifySchema,
   riskConfigureSchema,
   riskBlacklistSchema,
   accountCreateSchema,

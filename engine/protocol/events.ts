@@ -10,6 +10,7 @@ import { PROTOCOL_VERSION } from './commands.ts';
 import { riskChangeSchema } from '../risk/settings.ts';
 
 export const EVENT_TYPES = [
+  'payment.pending',
   'payment.authorized',
   'payment.succeeded',
   'payment.failed',
@@ -26,7 +27,7 @@ export const eventTypeSchema = z.enum(EVENT_TYPES);
 export type EventType = z.infer<typeof eventTypeSchema>;
 
 /** Ledger accounts: wallet:<account_id>:available|held, merchant:settlement, merchant:adjustments. */
-export const POSTING_KINDS = ['hold', 'release', 'capture', 'adjustment', 'refund'] as const;
+export const POSTING_KINDS = ['hold', 'release', 'capture', 'adjustment', 'refund', 'channel_capture', 'topup', 'fee'] as const;
 export const postingSchema = z.object({
   kind: z.enum(POSTING_KINDS),
   ledger_account: z.string().min(1).max(160),
@@ -73,6 +74,23 @@ export const eventSchema = z.object({
   risk: riskChangeSchema.optional(),
   /** refund.succeeded: the refund (`payment` is the payment after it, amount_refunded included). */
   refund: refundSchema.optional(),
+  /** payment.succeeded of a channel payment: what the channel settled, the fee and any conversion. */
+  settlement: z
+    .object({
+      channel: z.string().min(1).max(32),
+      channel_trade_no: z.string().max(128).nullable(),
+      /** In the payment's currency (what the ledger books). */
+      amount: z.number().int().min(0),
+      currency: currencySchema,
+      /** What the buyer paid at the channel, in the channel's currency. */
+      channel_amount: z.number().int().min(0),
+      channel_currency: currencySchema,
+      fx_rate: z.string().nullable(),
+      fx_as_of: z.string().nullable(),
+      fee: z.number().int().min(0),
+      fee_bps: z.number().int().min(0).max(10_000),
+    })
+    .optional(),
 });
 export type EngineEvent = z.infer<typeof eventSchema>;
 

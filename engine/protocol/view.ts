@@ -6,6 +6,13 @@ import type { RawPayment, RawRefund } from '../redis/store.ts';
 const iso = (ms: number) => new Date(ms).toISOString();
 const jsonOrNull = (s: string): unknown => (s === '' ? null : JSON.parse(s));
 
+/** What the buyer must do next: verify (risk), or pay at the channel (QR code / redirect) while pending. */
+function nextActionOf(raw: RawPayment): unknown {
+  if (raw.status === 'requires_action') return { type: 'verify' };
+  if (raw.status === 'pending' && raw.next_action !== '') return JSON.parse(raw.next_action);
+  return null;
+}
+
 export function toPayment(raw: RawPayment): Payment {
   return paymentSchema.parse({
     id: raw.id,
@@ -22,7 +29,7 @@ export function toPayment(raw: RawPayment): Payment {
     account_id: raw.account_id === '' ? null : raw.account_id,
     status: raw.status,
     failure: raw.failure_code === '' ? null : { code: raw.failure_code, message: raw.failure_message },
-    next_action: raw.status === 'requires_action' ? { type: 'verify' } : null,
+    next_action: nextActionOf(raw),
     buyer: jsonOrNull(raw.buyer),
     metadata: jsonOrNull(raw.metadata),
     // Set while funds are held: authorized, or requires_action (held until verified).

@@ -65,6 +65,9 @@ const EFFECT_OF_POSTING: Record<Posting['kind'], Effect[0]> = {
   capture: 'capture',
   adjustment: 'credit',
   refund: 'refund',
+  channel_capture: 'channel_capture',
+  topup: 'topup',
+  fee: 'fee',
 };
 
 /** The event's index n in its id evt_<cmd_id>_<n> (see eventId() in shards/outcome.ts). */
@@ -93,9 +96,16 @@ export function opResultOf(events: readonly EngineEvent[]): { result: OpResult; 
     effects.push([EFFECT_OF_POSTING[p.kind], -p.amount]);
   }
   if (effects.length > 0) {
-    const accountId = (pay?.record.account_id as string | undefined) || last.account?.account_id;
+    const accountId = (pay?.record.account_id as string | undefined) || last.account?.account_id || null;
     const currency = (pay?.record.currency ?? last.account?.currency) as Currency | undefined;
-    if (!accountId || !currency || !isDeepStrictEqual(postingsFor(accountId, currency, effects), postings)) {
+    const channel = (pay?.record.channel as string | undefined) || null;
+    let derived: Posting[] | null = null;
+    try {
+      derived = currency ? postingsFor(accountId, currency, effects, channel) : null;
+    } catch {
+      derived = null; // an effect without its account or channel: not the postings of any effect list
+    }
+    if (!derived || !isDeepStrictEqual(derived, postings)) {
       throw new RebuildError(`command ${last.cmd_id}: its postings are not the postings of any effect list`);
     }
   }

@@ -12,6 +12,8 @@ export enum ScriptCode {
   NotDue = -9,
   HoldExpired = -10,
   RefundExceedsCaptured = -11,
+  ChannelMismatch = -12,
+  LatePayment = -13,
   RiskBlacklistFull = -20,
 }
 
@@ -27,6 +29,8 @@ export const SCRIPT_ERROR_CODE: Record<Exclude<ScriptCode, ScriptCode.Ok>, { cod
   [ScriptCode.NotDue]: { code: 'payment.hold_not_due', message: 'the hold has not reached its deadline' },
   [ScriptCode.HoldExpired]: { code: 'payment.invalid_transition', message: 'the hold expired before it was captured; it was released' },
   [ScriptCode.RefundExceedsCaptured]: { code: 'payment.invalid_transition', message: 'the refunds would exceed the captured amount' },
+  [ScriptCode.ChannelMismatch]: { code: 'channel.notification_mismatch', message: 'the channel, amount or currency differ from the channel order' },
+  [ScriptCode.LatePayment]: { code: 'channel.late_payment', message: 'the buyer paid at the channel after the payment was closed' },
   [ScriptCode.RiskBlacklistFull]: { code: 'risk.blacklist_full', message: 'the merchant blacklist holds the most entries allowed' },
 };
 

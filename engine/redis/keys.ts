@@ -25,6 +25,8 @@ export function merchantKeys(prefix: string, merchantId: string) {
     refund: (refundId: string) => (assertSafe('refundId', refundId), `${base}refund:${refundId}`),
     /** String: out_trade_no → payment id; no TTL (unique per merchant for ever). */
     outTradeNo: (outTradeNo: string) => `${base}otn:${outTradeNo}`,
+    /** Sorted set: payment id of each pending channel payment, scored by when to look at it next (ms): 补单. */
+    channelWatch: `${base}chan:watch`,
     /** Sorted set: payment id of each open hold, scored by its deadline (ms). */
     holdsExpiring: `${base}holds:exp`,
     /** String: the stored first result of an op (command) id, msgpack; TTL = op retention. */

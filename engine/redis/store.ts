@@ -17,7 +17,8 @@ import {
   blacklistChangeSchema, effectiveFromLua, luaRiskSettingsSchema, settingsToFields, type RiskChange,
 } from '../risk/settings.ts';
 
-const effectSchema = z.tuple([z.enum(['hold', 'release', 'capture', 'credit', 'refund']), z.number().int().positive()]);
+export const EFFECT_KINDS = ['hold', 'release', 'capture', 'credit', 'refund', 'channel_capture', 'topup', 'fee'] as const;
+const effectSchema = z.tuple([z.enum(EFFECT_KINDS), z.number().int().positive()]);
 export type Effect = z.infer<typeof effectSchema>;
 
 /** The payment hash as Lua keeps it (see includes/common.lua). */
@@ -45,8 +46,24 @@ export const rawPaymentSchema = z.object({
   created_at_ms: z.number().int(),
   updated_at_ms: z.number().int(),
   version: z.number().int(),
+  // Channel payments (absent on records written before channels existed, and on balance payments).
+  kind: z.enum(['payment', 'topup']).default('payment'),
+  channel_order_id: z.string().default(''),
+  next_action: z.string().default(''),
+  channel_amount: z.number().int().default(0),
+  channel_currency: z.string().default(''),
+  fx_rate: z.string().default(''),
+  fx_as_of: z.string().default(''),
+  fee_bps: z.number().int().default(0),
+  fee: z.number().int().default(0),
+  channel_trade_no: z.string().default(''),
 });
 export type RawPayment = z.infer<typeof rawPaymentSchema>;
+/** The channel fields of a record that has none (a balance payment). */
+export const NO_CHANNEL_FIELDS = {
+  kind: 'payment', channel_order_id: '', next_action: '', channel_amount: 0, channel_currency: '', fx_rate: '', fx_as_of: '',
+  fee_bps: 0, fee: 0, channel_trade_no: '',
+} as const satisfies Partial<RawPayment>;
 
 /** The refund hash as paymentRefund-3.lua keeps it (pp:{m}:refund:<refund_id>). */
 export const rawRefundSchema = z.object({
@@ -153,24 +170,47 @@ export class MoneyStore {
     };
   }
 
-  createPayment(cmd: CommandOf<'payment.create'>, nowMs: number): Promise<ScriptResult> {
+  /** channelWatchMs: for a channel payment, when the watcher (补单) first looks at it. */
+  createPayment(cmd: CommandOf<'payment.create'>, nowMs: number, channelWatchMs = 0): Promise<ScriptResult> {
     const k = this.keys(cmd.merchant_id);
-    if (cmd.account_id === undefined) throw new Error('assertion: balance payment without account_id');
+    const isChannel = cmd.method !== 'balance';
+    const kind = cmd.kind ?? 'payment';
+    if (!isChannel && cmd.account_id === undefined) throw new Error('assertion: balance payment without account_id');
+    if (kind === 'topup' && (!isChannel || cmd.account_id === undefined)) throw new Error('assertion: top-up needs a channel and a wallet');
+    const walletKey = cmd.account_id !== undefined && (!isChannel || kind === 'topup') ? k.account(cmd.account_id) : k.riskUnused;
     // Risk keys of the buyer (includes/risk.lua); a rule whose input is absent gets the unused key.
     const day = shanghaiDay(nowMs);
     const user = cmd.buyer?.user_id ?? '';
     const device = cmd.buyer?.device_id ?? '';
     const ip = cmd.buyer?.ip === undefined ? '' : canonicalIp(cmd.buyer.ip);
     return this.run('paymentCreate', [
-      k.payment(cmd.payment_id), k.outTradeNo(cmd.out_trade_no), k.account(cmd.account_id), k.holdsExpiring, k.op(cmd.cmd_id),
+      k.payment(cmd.payment_id), k.outTradeNo(cmd.out_trade_no), walletKey, isChannel ? k.channelWatch : k.holdsExpiring, k.op(cmd.cmd_id),
       k.riskConfig, k.riskBlacklist,
       user === '' ? k.riskUnused : k.riskUserDay(day, user),
       user === '' ? k.riskUnused : k.riskUserVelocity(user),
       device === '' ? k.riskUnused : k.riskDeviceDay(day, device),
       this.opTtlS, nowMs, cmd.payment_id, cmd.merchant_id, cmd.out_trade_no, cmd.amount, cmd.currency, cmd.method,
-      cmd.account_id, cmd.capture, cmd.hold_ttl_s * 1000, cmd.scene, cmd.subject ?? '',
+      cmd.account_id ?? '', cmd.capture, cmd.hold_ttl_s * 1000, cmd.scene, cmd.subject ?? '',
       cmd.buyer ? JSON.stringify(cmd.buyer) : '', cmd.metadata ? JSON.stringify(cmd.metadata) : '', cmd.notify_url ?? '',
-      user, device, ip, day,
+      user, device, ip, day, kind, channelWatchMs,
+    ]);
+  }
+
+  channelOpen(cmd: CommandOf<'payment.channel_open'>, nowMs: number): Promise<ScriptResult> {
+    const k = this.keys(cmd.merchant_id);
+    const r = cmd.result;
+    const tail = r.ok
+      ? [1, r.channel, r.channel_order_id ?? '', JSON.stringify(r.next_action), r.channel_amount, r.channel_currency, r.fx_rate ?? '', r.fx_as_of ?? '', r.fee_bps]
+      : [0, r.code, r.message];
+    return this.run('paymentChannelOpen', [k.payment(cmd.payment_id), k.op(cmd.cmd_id), k.channelWatch, this.opTtlS, nowMs, ...tail]);
+  }
+
+  channelNotify(cmd: CommandOf<'payment.channel_notify'>, nowMs: number): Promise<ScriptResult> {
+    const walletId = cmd.wallet_id;
+    const k = this.keys(cmd.merchant_id);
+    return this.run('paymentChannelNotify', [
+      k.payment(cmd.payment_id), k.op(cmd.cmd_id), k.channelWatch, walletId ? k.account(walletId) : k.riskUnused,
+      this.opTtlS, nowMs, cmd.channel, cmd.status, cmd.amount, cmd.currency, cmd.channel_trade_no ?? '', k.accountPrefix,
     ]);
   }
 
@@ -253,6 +293,7 @@ export class MoneyStore {
 }
 
 const NUMERIC = new Set([
+  'channel_amount', 'fee_bps', 'fee',
   'amount', 'amount_captured', 'amount_refunded', 'hold_amount', 'hold_expires_at_ms', 'created_at_ms', 'updated_at_ms', 'version',
 ]);
 function numericFields(h: Record<string, string>): Record<string, string | number> {

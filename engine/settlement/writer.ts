@@ -6,6 +6,7 @@ import type { EngineEvent } from '../protocol/events.ts';
 import { isBalanced } from '../ledger/postings.ts';
 import { writeRiskChanges } from './risk.ts';
 import { writeRefunds } from './refunds.ts';
+import { writeChannelSettlements } from './channels.ts';
 
 export type StoredEvent = { seq: number; event: EngineEvent };
 
@@ -90,7 +91,7 @@ export async function writeEvents(pool: pg.Pool, delivered: readonly StoredEvent
             currency text, amount_captured bigint, amount_refunded bigint, method text, channel text, scene text, subject text,
             account_id text, status text, failure_code text, failure_message text, buyer jsonb, metadata jsonb,
             hold_expires_at timestamptz, created_at timestamptz, updated_at timestamptz, version integer)
-         ON CONFLICT (id) DO UPDATE SET amount_captured = EXCLUDED.amount_captured, amount_refunded = EXCLUDED.amount_refunded,
+         ON CONFLICT (id) DO UPDATE SET channel = EXCLUDED.channel, amount_captured = EXCLUDED.amount_captured, amount_refunded = EXCLUDED.amount_refunded,
             status = EXCLUDED.status, failure_code = EXCLUDED.failure_code, failure_message = EXCLUDED.failure_message,
             hold_expires_at = EXCLUDED.hold_expires_at, updated_at = EXCLUDED.updated_at, version = EXCLUDED.version
          WHERE p.version < EXCLUDED.version`,
@@ -99,6 +100,7 @@ export async function writeEvents(pool: pg.Pool, delivered: readonly StoredEvent
     }
     await writeRiskChanges(client, batch.filter((b) => fresh.has(b.event.id)));
     await writeRefunds(client, batch.filter((b) => fresh.has(b.event.id)));
+    await writeChannelSettlements(client, batch.filter((b) => fresh.has(b.event.id)));
     await client.query('COMMIT');
     return { inserted: events.length };
   } catch (err) {

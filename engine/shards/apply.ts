@@ -5,14 +5,28 @@ import type { MoneyStore } from '../redis/store.ts';
 import { outcomeOf, refusal, type Outcome } from './outcome.ts';
 import { riskOutcomeOf } from '../risk/outcome.ts';
 
-export function applyCommand(store: MoneyStore, cmd: Command, nowMs: number): Promise<Outcome> | Outcome {
+export type ApplyOptions = {
+  /** Channel payments are refused (payment.method_unavailable) when the engine has no channels. */
+  channelsEnabled: boolean;
+  /** When the watcher (补单) first looks at a new channel payment. */
+  channelWatchMs: number;
+};
+
+export function applyCommand(store: MoneyStore, cmd: Command, nowMs: number, opts: ApplyOptions = { channelsEnabled: false, channelWatchMs: 0 }): Promise<Outcome> | Outcome {
   switch (cmd.type) {
     case 'payment.create':
       if (cmd.method !== 'balance') {
-        return refusal(cmd, 'payment.method_unavailable', `method ${cmd.method} is not enabled for this merchant`);
+        if (!opts.channelsEnabled) return refusal(cmd, 'payment.method_unavailable', `method ${cmd.method} is not enabled for this merchant`);
+        if (cmd.kind === 'topup' && cmd.account_id === undefined) return refusal(cmd, 'validation.failed', 'account_id is required for a top-up');
+        return store.createPayment(cmd, nowMs, opts.channelWatchMs).then((r) => outcomeOf(cmd, r, nowMs));
       }
+      if (cmd.kind === 'topup') return refusal(cmd, 'validation.failed', 'a top-up is paid through a channel, not from a balance');
       if (cmd.account_id === undefined) return refusal(cmd, 'validation.failed', 'account_id is required for method balance');
       return store.createPayment(cmd, nowMs).then((r) => outcomeOf(cmd, r, nowMs));
+    case 'payment.channel_open':
+      return store.channelOpen(cmd, nowMs).then((r) => outcomeOf(cmd, r, nowMs));
+    case 'payment.channel_notify':
+      return store.channelNotify(cmd, nowMs).then((r) => outcomeOf(cmd, r, nowMs));
     case 'payment.capture':
       return store.capturePayment(cmd, nowMs).then((r) => outcomeOf(cmd, r, nowMs));
     case 'payment.cancel':

@@ -7,7 +7,7 @@
 // The expiry itself is a payment.expire command published to the stream, so it is ordered with
 // the merchant's other commands and as durable as they are; the script decides, this only nudges.
 import type { Redis } from 'ioredis';
-import { merchantKeys } from '../redis/keys.ts';
+import { merchantKeys, type MerchantKeys } from '../redis/keys.ts';
 import type { Payment } from '../protocol/payment.ts';
 
 type Entry = { deadlineMs: number; merchantId: string; paymentId: string };
@@ -21,6 +21,17 @@ export const shardMerchantsKey = (prefix: string, shard: number) => `${prefix}:{
 
 export class HoldTracker {
   private readonly heap: Entry[] = [];
+  private readonly retryMs: number;
+  private readonly keyOf: (k: MerchantKeys) => string;
+
+  /**
+   * The same tracker watches pending channel payments (补单, engine/shards/channel-work.ts) with
+   * their own sorted set and look-again interval.
+   */
+  constructor(opts: { retryMs?: number; key?: (k: MerchantKeys) => string } = {}) {
+    this.retryMs = opts.retryMs ?? EXPIRE_RETRY_MS;
+    this.keyOf = opts.key ?? ((k) => k.holdsExpiring);
+  }
   /** paymentId → current deadline; absent = not open (entries in the heap for it are stale). */
   private readonly open = new Map<string, number>();
 
@@ -43,14 +54,23 @@ export class HoldTracker {
     this.push({ deadlineMs, merchantId, paymentId });
   }
 
-  /** Removes and returns up to max holds due at nowMs; each is re-armed EXPIRE_RETRY_MS later. */
+  /** Stops tracking a payment (resolved). */
+  drop(paymentId: string): void {
+    this.open.delete(paymentId);
+  }
+
+  has(paymentId: string): boolean {
+    return this.open.has(paymentId);
+  }
+
+  /** Removes and returns up to max holds due at nowMs; each is re-armed retryMs later. */
   takeDue(nowMs: number, max: number): Entry[] {
     const out: Entry[] = [];
     while (out.length < max && this.heap.length > 0 && (this.heap[0] as Entry).deadlineMs <= nowMs) {
       const e = this.pop();
       if (this.open.get(e.paymentId) !== e.deadlineMs) continue; // stale: resolved or re-armed
       out.push(e);
-      const retryAt = nowMs + EXPIRE_RETRY_MS;
+      const retryAt = nowMs + this.retryMs;
       this.open.set(e.paymentId, retryAt);
       this.push({ ...e, deadlineMs: retryAt });
     }
@@ -64,7 +84,7 @@ export class HoldTracker {
       const [next, merchants] = await redis.sscan(shardMerchantsKey(prefix, shard), cursor, 'COUNT', String(REBUILD_PAGE));
       cursor = next;
       const pages = await Promise.all(
-        merchants.map((m) => redis.zrange(merchantKeys(prefix, m).holdsExpiring, '0', '-1', 'WITHSCORES')),
+        merchants.map((m) => redis.zrange(this.keyOf(merchantKeys(prefix, m)), '0', '-1', 'WITHSCORES')),
       );
       merchants.forEach((m, i) => {
         const flat = pages[i] as string[];

@@ -36,15 +36,35 @@ function memoOf(cmd: Command): string | null {
   return cmd.type === 'account.credit' ? cmd.reason : null;
 }
 
+/** payment.succeeded of a channel payment: what the ledger books beside the postings. */
+function settlementOf(cmd: Command, result: ScriptResult): EngineEvent['settlement'] | null {
+  const p = result.payment;
+  if (cmd.type !== 'payment.channel_notify' || !p || result.code !== ScriptCode.Ok || !result.events.includes('payment.succeeded')) return null;
+  return {
+    channel: p.channel,
+    channel_trade_no: p.channel_trade_no === '' ? null : p.channel_trade_no,
+    amount: p.amount,
+    currency: p.currency as Currency,
+    channel_amount: p.channel_amount,
+    channel_currency: p.channel_currency as Currency,
+    fx_rate: p.fx_rate === '' ? null : p.fx_rate,
+    fx_as_of: p.fx_as_of === '' ? null : p.fx_as_of,
+    fee: p.fee,
+    fee_bps: p.fee_bps,
+  };
+}
+
 export function outcomeOf(cmd: Command, result: ScriptResult, nowMs: number): Outcome {
   const payment = result.payment ? toPayment(result.payment) : null;
   const refund = result.refund ? toRefund(result.refund) : null;
   const currency = (payment?.currency ?? result.account?.currency ?? null) as Currency | null;
   const accountId = accountIdOf(cmd, result);
-  if (result.effects.length > 0 && (result.events.length === 0 || currency === null || accountId === null)) {
-    throw new Error(`assertion: money effect without event, currency or account for ${cmd.cmd_id}`);
+  if (result.effects.length > 0 && (result.events.length === 0 || currency === null)) {
+    throw new Error(`assertion: money effect without event or currency for ${cmd.cmd_id}`);
   }
-  const postings = result.effects.length > 0 ? postingsFor(accountId as string, currency as Currency, result.effects) : [];
+  const channel = result.payment?.channel || null;
+  const postings = result.effects.length > 0 ? postingsFor(accountId, currency as Currency, result.effects, channel) : [];
+  const settlement = settlementOf(cmd, result);
   const tsMs = result.payment?.updated_at_ms ?? nowMs;
   const last = result.events.length - 1;
   const events: EngineEvent[] = result.events.map((type, i) => ({
@@ -62,6 +82,7 @@ export function outcomeOf(cmd: Command, result: ScriptResult, nowMs: number): Ou
     cmd_events: result.events.length,
     payment_record: result.paymentRecord ?? result.payment,
     ...(refund && { refund }),
+    ...(settlement && i === last && { settlement }),
   }));
 
   if (result.code === ScriptCode.Ok) {

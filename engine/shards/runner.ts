@@ -26,6 +26,9 @@ import { applyCommand } from './apply.ts';
 import { HoldTracker, shardMerchantsKey } from './holds.ts';
 import type { Outcome } from './outcome.ts';
 import { observeRisk } from '../risk/metrics.ts';
+import type { ChannelDesk } from '../channels/desk.ts';
+import { ChannelWork } from './channel-work.ts';
+import type { ApplyOptions } from './apply.ts';
 
 export type RunnerDeps = {
   nc: NatsConnection;
@@ -41,6 +44,8 @@ export type RunnerDeps = {
   inflightMax: number;
   /** Clock for hold deadlines; tests pass their own. */
   now?: () => number;
+  /** The payment channels; without them channel payments are refused (payment.method_unavailable). */
+  desk?: ChannelDesk | null;
 };
 
 /** key: the stream sequence; negative for a catch-up copy, which is not acknowledged. */
@@ -82,13 +87,22 @@ export class ShardRunner {
     this.shard = shard;
     this.d = deps;
     this.now = deps.now ?? Date.now;
+    const desk = deps.desk ?? null;
+    this.channels = desk
+      ? new ChannelWork({ desk, store: deps.store, redis: deps.redis, nc: deps.nc, js: deps.js, names: deps.names, log: deps.log, shard, now: this.now })
+      : null;
+    this.applyOptions = { channelsEnabled: desk !== null, channelWatchMs: desk?.settings.query_after_ms ?? 0 };
   }
+
+  private readonly channels: ChannelWork | null;
+  private readonly applyOptions: ApplyOptions;
 
   /** Loads the shard's open holds, then consumes. A runner is started once; re-acquiring makes a new one. */
   async start(): Promise<void> {
     if (this.loop) throw new Error('assertion: runner started twice');
     this.loop = Promise.resolve();
     await this.holds.load(this.d.redis, this.d.names.redisPrefix, this.shard);
+    await this.channels?.load();
     if (this.stopped) return;
     this.loop = this.run();
     this.sweepTimer = setInterval(() => void this.sweep(), SWEEP_EVERY_MS);
@@ -97,6 +111,7 @@ export class ShardRunner {
   /** Stop pulling, let running batches finish, nak the rest (redelivered to the next owner). */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.channels?.stop();
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     this.wakeDrained?.();
     await this.messages?.close().catch(() => undefined);
@@ -253,7 +268,7 @@ export class ShardRunner {
         const known = this.knownMerchants.has(actor.merchantId)
           ? null
           : this.d.redis.sadd(shardMerchantsKey(this.d.names.redisPrefix, this.shard), actor.merchantId);
-        const outcomes = await Promise.all(batch.map((e) => applyCommand(this.d.store, e.cmd, nowMs)));
+        const outcomes = await Promise.all(batch.map((e) => applyCommand(this.d.store, e.cmd, nowMs, this.applyOptions)));
         if (known) {
           await known;
           this.knownMerchants.add(actor.merchantId);
@@ -289,8 +304,11 @@ export class ShardRunner {
   }
 
   private complete(e: Envelope, o: Outcome): void {
-    const replyTo = e.m.headers?.get(REPLY_HEADER);
-    if (replyTo) this.d.nc.publish(replyTo, encode(o.reply));
+    const replyTo = e.m.headers?.get(REPLY_HEADER) || null;
+    // A new channel payment is answered once its channel order is open (with its QR code or
+    // redirect): the open publishes payment.channel_open carrying this reply subject.
+    const later = this.channels && o.payment ? this.channels.after(e.cmd, o.payment, replyTo) === 'reply_later' : false;
+    if (replyTo && !later) this.d.nc.publish(replyTo, encode(o.reply));
     if (e.key > 0) e.m.ack();
     this.unacked.delete(e.key);
     this.d.metrics.inflight.labels(String(this.shard)).set(this.unacked.size);
@@ -304,6 +322,7 @@ export class ShardRunner {
   /** Publishes payment.expire for every hold past its deadline (bounded per look). */
   private async sweep(): Promise<void> {
     if (this.sweeping || this.stopped) return;
+    this.channels?.sweep();
     this.sweeping = true;
     try {
       const due = this.holds.takeDue(this.now(), EXPIRE_BATCH_MAX);

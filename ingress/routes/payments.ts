@@ -15,7 +15,7 @@ import { readPaymentFromLedger } from './ledger-read.ts';
 
 const paymentLocation = (id: string) => `/v1/payments/${id}`;
 
-function merchantOf(req: FastifyRequest): Merchant {
+export function merchantOf(req: FastifyRequest): Merchant {
   if (!req.merchant) throw new Error('assertion: route reached without authentication');
   return req.merchant;
 }
@@ -28,7 +28,7 @@ export async function findPayment(ctx: IngressContext, merchantId: string, payme
 }
 
 /** Engine reply → HTTP. `processing` answers 202 when the engine did not decide in time. */
-async function answer(
+export async function answer(
   ctx: IngressContext,
   req: FastifyRequest,
   sent: SendResult,

@@ -4,7 +4,7 @@
 import { PROTOCOL_VERSION, type CommandOf } from '../../engine/protocol/commands.ts';
 import type { AccountSnapshot, EventType } from '../../engine/protocol/events.ts';
 import { ScriptCode } from '../../engine/redis/errors.ts';
-import type { Effect, RawPayment, RawRefund, ScriptResult } from '../../engine/redis/store.ts';
+import type { Effect, NO_CHANNEL_FIELDS, RawPayment, RawRefund, ScriptResult } from '../../engine/redis/store.ts';
 
 export const MODEL_MERCHANT = 'm_model';
 export const T0 = 1_764_300_000_000;
@@ -45,7 +45,8 @@ export type ModelAccount = {
 };
 
 /** The modelled payment record: exactly the fields of RawPayment. */
-export type ModelPayment = RawPayment;
+/** Balance payments only: the channel fields are not the model's concern. */
+export type ModelPayment = Omit<RawPayment, keyof typeof NO_CHANNEL_FIELDS>;
 
 export type Balances = { available: number; held: number; credited: number; captured: number; refunded: number };
 

@@ -10,11 +10,17 @@
   the merchant's unusual hours is held all the same but answered requires_action (next_action
   verify) until paymentVerify; its capture mode is kept for that moment.
 
+  A channel payment (method other than balance) holds nothing: it is recorded pending (channel
+  '' until the engine has opened the channel order, engine/channels/desk.ts) and watched in
+  KEYS[4], the merchant's channel watch set, from now + ARGV[22] ms (补单). The same risk rules
+  run; unusual hours do not apply (the channel authenticates the buyer). A top-up (ARGV[21]) is a
+  channel payment whose success credits the wallet KEYS[3]; a plain one passes the unused key.
+
   Input:
     KEYS[1] payment hash          pp:{m}:pay:<payment_id>
     KEYS[2] out_trade_no index    pp:{m}:otn:<out_trade_no>
-    KEYS[3] account hash          pp:{m}:acct:<account_id>
-    KEYS[4] open holds by deadline pp:{m}:holds:exp
+    KEYS[3] account hash          pp:{m}:acct:<account_id>   (channel, not top-up: risk:unused)
+    KEYS[4] open holds by deadline pp:{m}:holds:exp          (channel: pp:{m}:chan:watch)
     KEYS[5] op record             pp:{m}:op:<cmd_id>
     KEYS[6] risk settings          pp:{m}:risk:cfg                       (hash)
     KEYS[7] blacklist              pp:{m}:risk:bl                        (set)
@@ -29,9 +35,10 @@
     ARGV[16] notify_url
     ARGV[17] buyer user_id ('' = absent)   ARGV[18] buyer device_id ('')   ARGV[19] buyer ip, canonical ('')
     ARGV[20] Asia/Shanghai day of ARGV[2] (the day in KEYS[8] and KEYS[10])
+    ARGV[21] kind: payment | topup    ARGV[22] channel: first 补单 look after (ms)
 
   Output: {replayed, msgpack{code, payment?, account?, effects, events, existing?}}
-    code  0  payment created: authorized | succeeded | requires_action | failed (risk.* or funds)
+    code  0  payment created: authorized | succeeded | requires_action | pending | failed (risk.* or funds)
          -1  account not found            (nothing changed)
          -2  account currency differs     (nothing changed)
          -3  out_trade_no already used    (existing = that payment's id; nothing changed)
@@ -60,6 +67,51 @@ if otnOwner then
   return opStore(KEYS[5], ARGV[1], { code = -3, existing = otnOwner, effects = {}, events = {} })
 end
 
+local buyer = { user = ARGV[17], device = ARGV[18], ip = ARGV[19] }
+local rk = { blacklist = KEYS[7], userDay = KEYS[8], velocity = KEYS[9], deviceDay = KEYS[10] }
+
+local function store(pay)
+  local flat = {}
+  for k, v in pairs(pay) do
+    flat[#flat + 1] = k
+    flat[#flat + 1] = v
+  end
+  redis.call('HSET', KEYS[1], unpack(flat))
+  redis.call('SET', KEYS[2], pay.id)
+end
+
+if ARGV[8] ~= 'balance' then
+  if ARGV[21] == 'topup' then
+    local wallet = readAccount(KEYS[3])
+    if not wallet then return opStore(KEYS[5], ARGV[1], { code = -1, effects = {}, events = {} }) end
+    if wallet.currency ~= currency then return opStore(KEYS[5], ARGV[1], { code = -2, effects = {}, events = {} }) end
+  end
+  local pay = {
+    id = ARGV[3], merchant_id = ARGV[4], out_trade_no = ARGV[5], amount = amount, currency = currency,
+    amount_captured = 0, amount_refunded = 0, method = ARGV[8], channel = '', account_id = ARGV[9],
+    scene = ARGV[12], subject = ARGV[13], buyer = ARGV[14], metadata = ARGV[15], notify_url = ARGV[16],
+    status = 'pending', failure_code = '', failure_message = '', hold_amount = 0,
+    hold_expires_at_ms = nowMs + tonumber(ARGV[11]),
+    created_at_ms = nowMs, updated_at_ms = nowMs, version = 1,
+    capture = 'automatic', risk_day = day, risk_cap_key = '', risk_counted = 0, kind = ARGV[21],
+  }
+  local settings = riskSettings(KEYS[6])
+  local refused = riskRefusal(settings, rk, buyer, amount, currency, nowMs)
+  local event = 'payment.pending'
+  if refused then
+    pay.status, pay.failure_code, pay.failure_message = 'failed', refused, RISK_MESSAGES[refused]
+    event = 'payment.failed'
+  else
+    -- Counted while pending, so parallel top-ups cannot pass the daily cap together; given
+    -- back when the channel order fails or expires (paymentChannelNotify).
+    pay.risk_counted = riskRecord(settings, rk, buyer, amount, currency, nowMs, pay.id)
+    if pay.risk_counted > 0 then pay.risk_cap_key = KEYS[8] end
+    redis.call('ZADD', KEYS[4], nowMs + tonumber(ARGV[22]), pay.id)
+  end
+  store(pay)
+  return opStore(KEYS[5], ARGV[1], { code = 0, payment = pay, effects = {}, events = { event } })
+end
+
 local acct = readAccount(KEYS[3])
 if not acct then
   return opStore(KEYS[5], ARGV[1], { code = -1, effects = {}, events = {} })
@@ -77,8 +129,6 @@ local pay = {
   capture = ARGV[10], risk_day = day, risk_cap_key = '', risk_counted = 0,
 }
 local effects, events = {}, {}
-local buyer = { user = ARGV[17], device = ARGV[18], ip = ARGV[19] }
-local rk = { blacklist = KEYS[7], userDay = KEYS[8], velocity = KEYS[9], deviceDay = KEYS[10] }
 local settings = riskSettings(KEYS[6])
 local refused = riskRefusal(settings, rk, buyer, amount, currency, nowMs)
 
@@ -123,13 +173,7 @@ end
 local bad = assertNonNegative(acct)
 if bad then return bad end
 
-local flat = {}
-for k, v in pairs(pay) do
-  flat[#flat + 1] = k
-  flat[#flat + 1] = v
-end
-redis.call('HSET', KEYS[1], unpack(flat))
-redis.call('SET', KEYS[2], pay.id)
+store(pay)
 
 return opStore(KEYS[5], ARGV[1], {
   code = 0, payment = pay, account = accountView(ARGV[9], acct), effects = effects, events = events,

@@ -1,0 +1,97 @@
+// /v1/notify/{channel}: callbacks from the payment channels. No merchant auth: the channel's own
+// signature, verified by its adapter over the raw bytes within its time window, is the
+// authentication. A verified callback becomes a payment.channel_notify command whose id is derived
+// from the channel's notification id, so a re-sent callback is a no-op; the engine cross-checks
+// channel, amount and currency against the order. Anything else changes nothing, is counted
+// (peakpay_channel_notify_total) and is answered in the channel's failure format so a real
+// channel retries, and a forger learns nothing.
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { isEngineUnavailableError } from '../../engine/client/index.ts';
+import { isChannelError, isChannelNotifyError, type ChannelAdapter, type ChannelName, type ChannelNotification, type NotifyAnswer } from '../../engine/channels/types.ts';
+import { PROTOCOL_VERSION, paymentChannelNotifySchema, type CommandOf } from '../../engine/protocol/commands.ts';
+import { SAFE_ID } from '../../engine/protocol/ids.ts';
+import type { Currency } from '../../engine/protocol/money.ts';
+import { channelIndexKey, notifyCmdId } from '../../engine/shards/channel-work.ts';
+import type { IngressContext } from '../context.ts';
+import { ApiError } from '../errors.ts';
+
+type NotifyResult = 'accepted' | 'duplicate' | 'invalid_signature' | 'timestamp_out_of_window' | 'mismatch' | 'unknown_order' | 'malformed' | 'unsupported_event';
+
+function sendAnswer(reply: FastifyReply, a: NotifyAnswer): FastifyReply {
+  return reply.code(a.status).headers(a.headers).send(a.body);
+}
+
+export function notifyRoutes(app: FastifyInstance, ctx: IngressContext): void {
+  app.post('/v1/notify/:channel', async (req, reply) => {
+    const { channel } = req.params as { channel: string };
+    const adapter = ctx.channels?.[channel as ChannelName];
+    if (!adapter) throw new ApiError('route.not_found', `no channel ${channel}`);
+    const count = (result: NotifyResult) => ctx.channelMetrics?.notify.labels(channel, result).inc();
+
+    let n: ChannelNotification;
+    try {
+      n = await adapter.verifyNotify(req.rawBody, req.headers, Date.now());
+    } catch (err) {
+      if (isChannelError(err)) {
+        // We could not verify (e.g. PayPal's certificate could not be fetched): not the sender's
+        // fault, so not counted as a rejection; the channel re-sends.
+        req.log.warn({ channel, err: err.message }, 'channel callback could not be verified now');
+        return sendAnswer(reply, adapter.notifyAnswer(false));
+      }
+      if (!isChannelNotifyError(err)) throw err;
+      count(err.reason);
+      req.log.warn({ channel, reason: err.reason }, 'channel callback rejected');
+      return sendAnswer(reply, adapter.notifyAnswer(false));
+    }
+    const outcome = await apply(ctx, adapter, n);
+    count(outcome.result);
+    if (outcome.result !== 'accepted' && outcome.result !== 'duplicate') {
+      req.log.warn({ channel, result: outcome.result, payment_id: SAFE_ID.test(n.out_trade_no) ? n.out_trade_no : null }, 'channel callback changed nothing');
+    }
+    return sendAnswer(reply, adapter.notifyAnswer(outcome.ok));
+  });
+}
+
+async function apply(ctx: IngressContext, adapter: ChannelAdapter, n: ChannelNotification): Promise<{ ok: boolean; result: NotifyResult }> {
+  // Refunds through channels are not issued by this version: a verified refund callback is
+  // acknowledged (so the channel stops re-sending) and changes nothing.
+  if (n.kind === 'refund') return { ok: true, result: 'unsupported_event' };
+  // "Still waiting for the buyer" changes nothing either.
+  if (n.status === 'pending') return { ok: true, result: 'accepted' };
+  if (!SAFE_ID.test(n.out_trade_no)) return { ok: false, result: 'unknown_order' };
+  const index = await ctx.redis.get(channelIndexKey(ctx.names.redisPrefix, n.out_trade_no));
+  if (!index) return { ok: false, result: 'unknown_order' };
+  const { m, w } = JSON.parse(index) as { m: string; w: string | null };
+  const cmd: CommandOf<'payment.channel_notify'> = {
+    v: PROTOCOL_VERSION, type: 'payment.channel_notify', cmd_id: notifyCmdId(adapter.name, n.notification_id), merchant_id: m,
+    ts_ms: Date.now(), payment_id: n.out_trade_no, channel: adapter.name, source: 'callback',
+    notification_id: n.notification_id.slice(0, 256), status: n.status, amount: n.amount, currency: n.currency as Currency,
+    channel_trade_no: n.channel_trade_no?.slice(0, 128) ?? null, wallet_id: w,
+  };
+  // A notification that cannot be a command (unknown currency, zero amount …) matches no order of ours.
+  if (!paymentChannelNotifySchema.safeParse(cmd).success) return { ok: false, result: 'mismatch' };
+  let sent;
+  try {
+    sent = await ctx.client.send(cmd, ctx.config.ingressDeadlineMs);
+  } catch (err) {
+    if (isEngineUnavailableError(err)) return { ok: false, result: 'accepted' };
+    throw err;
+  }
+  // Not decided in time: the channel re-sends, and the command id makes that a no-op.
+  if (sent.kind === 'timeout') return { ok: false, result: 'accepted' };
+  const r = sent.reply;
+  if (r.ok) return { ok: true, result: r.replayed ? 'duplicate' : 'accepted' };
+  switch (r.code) {
+    case 'channel.notification_mismatch':
+      return { ok: false, result: 'mismatch' };
+    case 'payment.not_found':
+    case 'account.not_found':
+      return { ok: false, result: 'unknown_order' };
+    case 'channel.late_payment':
+      // Booked nowhere yet: logged for an operator to refund at the channel (docs/CHANNELS.md).
+      ctx.log.error({ channel: adapter.name, payment_id: n.out_trade_no, merchant_id: m }, 'paid at the channel after the payment was closed: refund it at the channel');
+      return { ok: true, result: 'accepted' };
+    default:
+      return { ok: false, result: 'malformed' };
+  }
+}
