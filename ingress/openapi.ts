@@ -1,11 +1,12 @@
 // /openapi.json, generated from the same zod schemas that validate requests and responses.
+import { CHANNELS } from '../engine/channels/types.ts';
 import { z } from 'zod';
 import { paymentSchema } from '../engine/protocol/payment.ts';
 import { accountSnapshotSchema } from '../engine/protocol/events.ts';
 import { ERRORS } from './errors.ts';
 import { RISK_REFUSAL_REASONS } from '../engine/risk/rules.ts';
 import { refundSchema } from '../engine/protocol/refund.ts';
-import { capturePaymentBody, createAccountBody, createPaymentBody, refundPaymentBody, verifyPaymentBody } from './schemas.ts';
+import { capturePaymentBody, createAccountBody, createPaymentBody, createTopupBody, refundPaymentBody, verifyPaymentBody } from './schemas.ts';
 
 const schema = (s: z.ZodType) => z.toJSONSchema(s, { io: 'input', unrepresentable: 'any' });
 const json = (s: z.ZodType) => ({ content: { 'application/json': { schema: schema(s) } } });
@@ -142,6 +143,34 @@ export function openApiDocument() {
       },
       '/v1/accounts/{id}': {
         get: { summary: 'Read a wallet balance', parameters: [idParam], responses: { 200: { description: 'The account', ...json(accountSnapshotSchema) }, ...errorsFor(...AUTH_ERRORS, 'account.not_found') } },
+      },
+      '/v1/topups': {
+        post: {
+          summary: 'Top up a wallet through a channel',
+          description:
+            'A channel payment (method wechat_pay, alipay, unionpay, stripe, paypal or auto) whose success credits account_id. '
+            + 'Answers like a payment: 201 status pending with next_action (qr_code or redirect) for the buyer, or failed '
+            + '(risk.daily_cap_exceeded when the buyer\'s daily top-ups would pass the cap, channel.unavailable when no channel '
+            + 'opened the order). The wallet is credited once the channel reports the payment paid (callback or query).',
+          parameters: [idempotencyKey], requestBody: { required: true, ...json(createTopupBody) },
+          responses: {
+            201: paymentResponse('The top-up: pending with next_action, or failed'),
+            202: paymentResponse('Not decided within the deadline: status processing; poll Location'),
+            ...errorsFor(...POST_ERRORS, 'payment.duplicate_out_trade_no', 'account.not_found', 'account.currency_mismatch', 'payment.method_unavailable'),
+          },
+        },
+      },
+      '/v1/notify/{channel}': {
+        post: {
+          security: [],
+          summary: 'Channel callbacks (for the channels, not for merchants)',
+          description:
+            'Each channel\'s own signature scheme, verified over the raw bytes within its time window, deduplicated by its '
+            + 'notification id, cross-checked against the order (channel, amount, currency). Answered in the channel\'s own '
+            + 'format (WeChat Pay v3 JSON, Alipay plain success/fail, UnionPay ok, Stripe/PayPal 200). docs/CHANNELS.md.',
+          parameters: [{ name: 'channel', in: 'path', required: true, schema: { type: 'string', enum: [...CHANNELS] } }],
+          responses: { 200: { description: 'Accepted (the channel\'s success answer)' }, 400: { description: 'Rejected (the channel\'s failure answer)' }, 404: { description: 'No such channel configured' } },
+        },
       },
       '/healthz': { get: { security: [], summary: 'Process alive', responses: { 200: { description: 'ok' } } } },
       '/readyz': { get: { security: [], summary: 'NATS and Redis reachable, engine consuming', responses: { 200: { description: 'ready' }, 503: { description: 'not ready' } } } },
