@@ -5,6 +5,7 @@
 // may try again with the same key, and since the command id is derived from (key, request), the
 // retry cannot apply twice.
 import { createHash } from 'node:crypto';
+import { crockford26 } from '../engine/protocol/ids.ts';
 import type { Redis } from 'ioredis';
 import { merchantKeys } from '../engine/redis/keys.ts';
 import { registerScripts, SCRIPTS_VERSION } from '../engine/redis/scripts.ts';
@@ -28,7 +29,7 @@ export function fingerprint(method: string, path: string, body: Buffer): string 
 
 /** Deterministic ids for a (merchant, key, request): a retried request maps to the same command. */
 export function derivedId(prefix: string, merchantId: string, key: string, fp: string): string {
-  return `${prefix}_${sha256(`${prefix}\0${merchantId}\0${key}\0${fp}`).toString('base64url').slice(0, 26)}`;
+  return `${prefix}_${crockford26(sha256(`${prefix}\0${merchantId}\0${key}\0${fp}`))}`;
 }
 
 type BeginFn = (key: string, fp: string, ttl: number) => Promise<(string | null)[]>;

@@ -33,3 +33,29 @@ export const newCommandId = () => `cmd_${newUlid()}`;
 export const newMerchantId = () => `m_${newUlid().toLowerCase()}`;
 export const newRequestId = () => `req_${newUlid()}`;
 export const newSecret = () => `sk_${randomBytes(24).toString('base64url')}`;
+
+const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+export const CROCKFORD_ID_CHARS = 26;
+
+/**
+ * The first 26 Crockford base-32 characters (130 bits) of a digest: upper-case letters and digits
+ * only, so a derived id also fits channels whose order numbers allow no '-' or '_' (UnionPay's
+ * orderId drops our '_' and keeps the rest, reversibly).
+ */
+export function crockford26(digest: Buffer): string {
+  if (digest.length * 8 < CROCKFORD_ID_CHARS * 5) throw new Error('assertion: digest too short for a 26-character id');
+  let out = '';
+  let acc = 0;
+  let bits = 0;
+  for (const byte of digest) {
+    acc = (acc << 8) | byte;
+    bits += 8;
+    while (bits >= 5 && out.length < CROCKFORD_ID_CHARS) {
+      bits -= 5;
+      out += CROCKFORD[(acc >>> bits) & 31];
+    }
+    acc &= (1 << bits) - 1;
+    if (out.length === CROCKFORD_ID_CHARS) break;
+  }
+  return out;
+}
