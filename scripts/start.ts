@@ -1,10 +1,13 @@
 // `npm start`: the whole thing, locally, in the foreground.
 //   1. the stack (nats-server with JetStream, redis-server with AOF, PostgreSQL) — reused if running
 //   2. migrations, JetStream streams (the webhook streams too)
-//   3. engine, settlement consumer, webhooks and ingress as four processes
-//   4. a demo merchant with a funded wallet, written to .data/demo-merchant.json
+//   3. the five channel sandboxes (unless PEAKPAY_CHANNELS_FILE names real credentials), their
+//      settings in .data/channels.json and their control URLs in .data/sandboxes.json
+//   4. engine, settlement consumer, webhooks and ingress as four processes
+//   5. a demo merchant with a funded wallet, written to .data/demo-merchant.json
 // Ctrl-C stops the three processes, then exactly the servers this run started.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { SANDBOX_BASE_PORT_DEFAULT, startSandboxes } from '../engine/channels/sandboxes.ts';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
@@ -19,6 +22,8 @@ import { createAccount, creditAccount, opsSession } from './ops.ts';
 import { stackDown, stackUp } from './stack.ts';
 
 const DEMO_FILE = join(DATA_DIR, 'demo-merchant.json');
+const CHANNELS_FILE = join(DATA_DIR, 'channels.json');
+const SANDBOXES_FILE = join(DATA_DIR, 'sandboxes.json');
 const DEMO_ACCOUNT = 'acc_demo';
 const DEMO_FLOAT_FEN = 1_000_000; // 10,000.00 CNY
 const READY_WAIT_MS_MAX = 30_000;
@@ -36,6 +41,22 @@ await migrate(config.databaseUrl, say);
   await ensureStreams(jsm, names(config.namespace, config.shardCount));
   await ensureWebhookStreams(jsm, names(config.namespace, config.shardCount));
   await nc.close();
+}
+
+// Channels: the local sandboxes (each speaking its channel's real signing scheme) unless
+// PEAKPAY_CHANNELS_FILE names a settings file with real credentials (docs/CHANNELS.md).
+const sandboxes = env.PEAKPAY_CHANNELS_FILE
+  ? null
+  : await startSandboxes({
+    publicUrl: `http://${config.httpHost}:${config.httpPort}`,
+    basePort: Number(env.PEAKPAY_SANDBOX_BASE_PORT ?? SANDBOX_BASE_PORT_DEFAULT),
+  });
+if (sandboxes) {
+  env.PEAKPAY_CHANNELS_FILE = CHANNELS_FILE;
+  // Holds the sandboxes' generated keys: readable by this user only.
+  writeFileSync(CHANNELS_FILE, `${JSON.stringify(sandboxes.settings, null, 2)}\n`, { mode: 0o600 });
+  writeFileSync(SANDBOXES_FILE, `${JSON.stringify(sandboxes.urls, null, 2)}\n`);
+  say(`channel sandboxes: ${Object.entries(sandboxes.urls).map(([c, u]) => `${c} ${u}`).join(', ')} (control: POST <url>/__sandbox/faults | /__sandbox/pay)`);
 }
 
 const children = new Map<string, ChildProcess>();
@@ -69,6 +90,7 @@ async function shutdown(exitCode: number): Promise<void> {
     child.kill('SIGTERM');
   }));
   await Promise.all(exits);
+  await sandboxes?.stop();
   await stackDown(stack.started, { log: say });
   process.exit(exitCode);
 }
