@@ -68,13 +68,18 @@ export class IdempotencyStore {
     }
   }
 
+  /**
+   * Two auto-pipelined commands rather than MULTI/EXEC: a transaction is its own pipeline and
+   * socket write per request, which cost the ingress as much as all its other Redis traffic
+   * (bench:http profile). Should EXPIRE be lost, the record keeps begin's RUNNING_TTL_S and a
+   * later retry re-runs with the same derived command id, which the engine replays: no second effect.
+   */
   async finish(merchantId: string, idemKey: string, response: StoredResponse): Promise<void> {
     const key = this.key(merchantId, idemKey);
-    await this.redis
-      .multi()
-      .hset(key, 'state', 'done', 'status', response.status, 'headers', JSON.stringify(response.headers), 'body', response.body)
-      .expire(key, IDEMPOTENCY_TTL_S)
-      .exec();
+    await Promise.all([
+      this.redis.hset(key, 'state', 'done', 'status', response.status, 'headers', JSON.stringify(response.headers), 'body', response.body),
+      this.redis.expire(key, IDEMPOTENCY_TTL_S),
+    ]);
   }
 
   async retryable(merchantId: string, idemKey: string): Promise<void> {
