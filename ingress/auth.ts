@@ -12,9 +12,10 @@ export async function authenticate(ctx: IngressContext, req: FastifyRequest): Pr
     ctx.metrics.authFailures.labels(code).inc();
     throw new ApiError(code, detail);
   };
-  const header = req.headers.authorization;
+  const header: unknown = req.headers.authorization;
   if (!header) return fail('auth.missing');
-  const params = parseAuthorization(header);
+  // Node keeps the first of repeated Authorization headers, but other paths (inject) may hand an array.
+  const params = typeof header === 'string' ? parseAuthorization(header) : null;
   if (!params) return fail('auth.malformed', 'expected PEAKPAY-HMAC-SHA256 merchant_id="…",timestamp="…",nonce="…",signature="…"');
   const merchant = await ctx.merchants.get(params.merchant_id);
   if (!merchant) return fail('auth.unknown_merchant');

@@ -4,7 +4,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
 import { isEngineUnavailableError } from '../engine/client/index.ts';
 import type { Merchant } from '../engine/merchants/index.ts';
-import { ApiError, isApiError, problemOf, type ErrorCode } from './errors.ts';
+import { ApiError, isApiError, problemOf, type ErrorCode, type FieldError } from './errors.ts';
 import type { IngressContext } from './context.ts';
 import { derivedId, fingerprint, type StoredResponse } from './idempotency.ts';
 import { idempotencyKeySchema } from './schemas.ts';
@@ -31,15 +31,46 @@ export function send(reply: FastifyReply, r: HttpResult, extraHeaders: Record<st
   return reply.code(r.status).headers({ ...r.headers, ...extraHeaders }).send(r.body);
 }
 
+// fatal: invalid UTF-8 is an error, not U+FFFD: a body the merchant signed is never altered.
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
+
+/**
+ * What JSON.parse lets through but must not reach a schema or the engine: a `__proto__` member
+ * (zod would drop it from a record without a word, so the merchant's data would silently change)
+ * and strings with unpaired surrogates (`"\ud800"`), which no UTF-8 store can keep as sent.
+ * Iterative: a 16 KiB body can nest 8,000 levels deep.
+ */
+function hostileMember(json: unknown): FieldError | null {
+  const stack: { value: unknown; path: string }[] = [{ value: json, path: '' }];
+  for (let next = stack.pop(); next; next = stack.pop()) {
+    const { value, path } = next;
+    if (typeof value === 'string') {
+      if (LONE_SURROGATE.test(value)) return { path: path || '(body)', message: 'contains an unpaired UTF-16 surrogate' };
+      continue;
+    }
+    if (value === null || typeof value !== 'object') continue;
+    for (const [key, child] of Object.entries(value)) {
+      const childPath = path ? `${path}.${key}` : key;
+      if (key === '__proto__') return { path: childPath, message: 'reserved name' };
+      if (LONE_SURROGATE.test(key)) return { path: childPath, message: 'name contains an unpaired UTF-16 surrogate' };
+      stack.push({ value: child, path: childPath });
+    }
+  }
+  return null;
+}
+
 /** Parses the raw body as JSON (empty = {}) and validates it; errors are 400 with field paths. */
 export function parseBody<S extends z.ZodType>(req: FastifyRequest, schema: S): z.infer<S> {
   let json: unknown = {};
   if (req.rawBody.length > 0) {
     try {
-      json = JSON.parse(req.rawBody.toString('utf8'));
+      json = JSON.parse(utf8.decode(req.rawBody));
     } catch {
-      throw new ApiError('request.malformed_json', 'the body is not valid JSON');
+      throw new ApiError('request.malformed_json', 'the body is not valid JSON in UTF-8');
     }
+    const hostile = hostileMember(json);
+    if (hostile) throw new ApiError('validation.failed', 'the request body is invalid', { errors: [hostile] });
   }
   const parsed = schema.safeParse(json);
   if (!parsed.success) {

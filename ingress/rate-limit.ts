@@ -18,6 +18,8 @@ export type MerchantAdmission = { kind: 'ok' } | { kind: 'nonce_reused' } | { ki
 type Script = (...args: (string | number)[]) => Promise<number>;
 
 const IPV6_GROUPS = 8;
+/** The one bucket of requests whose address is unknown (no socket address: only in tests). */
+const UNKNOWN_ADDRESS = '0.0.0.0';
 const IPV6_PREFIX_GROUPS = 4;
 
 /**
@@ -60,10 +62,15 @@ export class RateLimiter {
     return fn.bind(this.redis);
   }
 
-  /** ms to wait before this address may send again; 0 = go on (a token was taken). */
-  async ip(ip: string): Promise<number> {
+  /**
+   * ms to wait before this address may send again; 0 = go on (a token was taken). `ip` is fastify's
+   * req.ip, which behind a trusted proxy is whatever X-Forwarded-For said: what is not an address
+   * falls back to the peer's (the proxy's) address.
+   */
+  async ip(ip: string, peer: string | undefined): Promise<number> {
     if (this.limits.ipPerS === 0) return 0;
-    return this.script('rateLimit')(clientKeys(this.prefix, clientAddress(ip)).rateLimit, this.limits.ipPerS, this.limits.ipBurst);
+    const address = isIP(ip) ? ip : peer !== undefined && isIP(peer) ? peer : UNKNOWN_ADDRESS;
+    return this.script('rateLimit')(clientKeys(this.prefix, clientAddress(address)).rateLimit, this.limits.ipPerS, this.limits.ipBurst);
   }
 
   /** Records the nonce and takes a token of the merchant's bucket, both or neither. */

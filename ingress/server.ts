@@ -45,6 +45,13 @@ export type ServerOptions = { https?: { cert: Buffer; key: Buffer } };
 /** Merchant calls: authenticated and rate limited. Channel callbacks carry their own signatures. */
 const isMerchantCall = (url: string) => url.startsWith('/v1/') && !url.startsWith('/v1/notify/');
 
+const CHARSET = /;\s*charset\s*=\s*"?([^";\s]*)/i;
+/** JSON is UTF-8 (RFC 8259); a body declared in another charset would be read as something else. */
+const isUtf8 = (contentType: string | undefined) => {
+  const charset = CHARSET.exec(contentType ?? '')?.[1];
+  return charset === undefined || /^utf-?8$/i.test(charset);
+};
+
 export async function buildServer(ctx: IngressContext, opts: ServerOptions = {}): Promise<FastifyInstance> {
   const options = {
     loggerInstance: ctx.log as FastifyBaseLogger,
@@ -56,6 +63,14 @@ export async function buildServer(ctx: IngressContext, opts: ServerOptions = {})
     requestIdHeader: false as const,
     return503OnClosing: true,
     ...(ctx.config.trustProxy ? { trustProxy: ctx.config.trustProxy } : {}),
+    // Errors fastify raises before routing (bad percent-encoding, a path parameter over 100
+    // characters) would otherwise be answered in its own JSON shape, without our code or request-id.
+    frameworkErrors: (err: FastifyError, req: FastifyRequest, reply: FastifyReply) => {
+      const apiErr = err.code === 'FST_ERR_MAX_PARAM_LENGTH'
+        ? new ApiError('route.not_found', 'a path segment is longer than 100 characters')
+        : new ApiError('validation.failed', 'the URL is not valid', { errors: [{ path: '(url)', message: err.message }] });
+      return send(reply, problemResult(apiErr, req.id), { 'request-id': req.id });
+    },
   };
   // One type for both: the routes never touch the raw server.
   const app = (opts.https ? Fastify({ ...options, https: opts.https }) : Fastify(options)) as unknown as FastifyInstance;
@@ -69,8 +84,15 @@ export async function buildServer(ctx: IngressContext, opts: ServerOptions = {})
   app.decorateRequest('merchant', null);
   app.decorateRequest('rawBody', null as unknown as Buffer);
 
+  // Only parsers of our own: fastify's default text/plain one would accept a body that never
+  // reaches rawBody, so the signature would not cover it (and an empty {} would be validated).
+  app.removeAllContentTypeParsers();
   // Keep the raw bytes: the signature and the idempotency fingerprint are over them.
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body, done) => {
+    if (isMerchantCall(req.url) && !isUtf8(req.headers['content-type'])) {
+      done(new ApiError('request.unsupported_media_type', 'send the body as application/json in UTF-8'), undefined);
+      return;
+    }
     req.rawBody = body as Buffer;
     done(null, undefined);
   });
@@ -90,7 +112,7 @@ export async function buildServer(ctx: IngressContext, opts: ServerOptions = {})
     reply.header('request-id', req.id);
     // Before the body is read or anything is looked up: a flood from one address costs one EVALSHA each.
     if (isMerchantCall(req.url)) {
-      const waitMs = await ctx.rateLimiter.ip(req.ip);
+      const waitMs = await ctx.rateLimiter.ip(req.ip, req.socket.remoteAddress);
       if (waitMs > 0) {
         ctx.metrics.rateLimited.labels('ip').inc();
         const s = retryAfterS(waitMs);

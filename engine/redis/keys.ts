@@ -57,7 +57,7 @@ export function merchantKeys(prefix: string, merchantId: string) {
  * no merchant is known yet when it is checked. The address comes canonical (ingress/rate-limit.ts).
  */
 export function clientKeys(prefix: string, address: string) {
-  if (!/^[0-9a-f.:]{2,45}$/.test(address)) throw new Error(`assertion: not a canonical address: ${JSON.stringify(address)}`);
+  if (!/^[0-9a-f.:/]{2,45}$/.test(address)) throw new Error(`assertion: not a canonical address: ${JSON.stringify(address)}`);
   return {
     /** Hash: the address's token bucket (includes/rateLimit.lua); expires when full. */
     rateLimit: `${prefix}:{ip:${address}}:rl`,

@@ -110,8 +110,9 @@ describe('rate limits', () => {
     expect(await nonceStored(m, limited.nonce)).toBe(0);
     expect(await idemStored(m, limited.key)).toBe(0);
     expect(await h.streamMessages('cmd')).toBe(before);
-    // Another address is not affected; unauthenticated floods count too.
+    // Another address is not affected, IPv6 too; unauthenticated floods count.
     expect((await signed(h.app, m, 'GET', freshIp())).res.statusCode).toBe(404);
+    expect((await signed(h.app, m, 'GET', '2001:db8::5')).res.statusCode).toBe(404);
     const anon = await h.app.inject({ method: 'GET', url: '/v1/payments/x', remoteAddress: ip });
     expect429(anon);
     // The operational routes are never limited.
@@ -162,7 +163,7 @@ describe('rate limits', () => {
     const off = new RateLimiter(redis(), h.names.redisPrefix, { merchantPerS: 0, merchantBurst: 1, ipPerS: 0, ipBurst: 1 }, 600);
     const m = await h.newMerchant();
     for (let i = 0; i < 5; i++) {
-      expect(await off.ip('198.51.100.10')).toBe(0);
+      expect(await off.ip('198.51.100.10', '198.51.100.10')).toBe(0);
       expect(await off.merchant(m.id, randomNonce())).toEqual({ kind: 'ok' });
     }
     expect(await redis().exists(clientKeys(h.names.redisPrefix, '198.51.100.10').rateLimit, merchantKeys(h.names.redisPrefix, m.id).rateLimit)).toBe(0);
