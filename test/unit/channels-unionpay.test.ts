@@ -2,12 +2,11 @@
 // back-notification verification. Notifications here are signed by an implementation written in
 // this file with node:crypto, strictly per the published 5.1.0 rule (no maintained UnionPay SDK
 // for Node exists), over certificates minted with the openssl CLI.
-import { createHash, createSign, generateKeyPairSync } from 'node:crypto';
+import { createHash, createSign, generateKeyPairSync, randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { inlineCrypto } from '../../engine/channels/crypto.ts';
 import { ChannelError, NOTIFY_WINDOW_MS, type ChannelOrderRequest } from '../../engine/channels/types.ts';
-import { newPaymentId, newRefundId } from '../../engine/protocol/ids.ts';
 import {
   formatUpTime,
   formatZmLine,
@@ -21,14 +20,17 @@ import {
   readZip,
   signingString,
   toConsumeRequest,
+  toRefundRequest,
   toUpAmount,
+  toUpChannelOrderId,
   toUpOrderId,
-  txnTimeMsOf,
+  txnTimeMsOfChannelOrderId,
   unionPayNotifyAnswer,
   upOrderStatus,
   upOutcome,
   upRequestErrorCode,
   UpCertVerifier,
+  UpTxnTimes,
   verifyUnionPayNotify,
   writeZip,
   UP_RESP_CODES,
@@ -38,7 +40,11 @@ import {
 } from '../../engine/channels/unionpay/index.ts';
 
 const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
-const ulidArb = fc.string({ unit: fc.constantFrom(...CROCKFORD), minLength: 26, maxLength: 26 }).filter((s) => s[0]! <= '7');
+/** An id shaped as ingress/idempotency.ts derivedId makes them: prefix + 26 Crockford characters of a hash, no time inside. */
+const derivedLikeId = (prefix: string) => `${prefix}_${[...randomBytes(26)].map((b) => CROCKFORD[b & 31]).join('')}`;
+const payId = () => derivedLikeId('pay');
+const refundId = () => derivedLikeId('re');
+const charsArb = fc.string({ unit: fc.constantFrom(...CROCKFORD), minLength: 26, maxLength: 26 });
 const prefixArb = fc.string({ unit: fc.constantFrom(...'abcdefghijklmnopqrstuvwxyz'), minLength: 1, maxLength: 8 });
 
 describe('unionpay transformers', () => {
@@ -64,24 +70,53 @@ describe('unionpay transformers', () => {
     expect(upRequestErrorCode('12')).toBe('rejected');
   });
 
-  it('maps <prefix>_<ULID> ids to orderIds without "_" and back (property)', () => {
+  it('maps <prefix>_<26 Crockford characters> ids to orderIds without "_" and back (property)', () => {
     fc.assert(
-      fc.property(prefixArb, ulidArb, (prefix, ulid) => {
-        const id = `${prefix}_${ulid}`;
+      fc.property(prefixArb, charsArb, (prefix, chars) => {
+        const id = `${prefix}_${chars}`;
         const orderId = toUpOrderId(id);
         expect(orderId).toMatch(/^[0-9A-Za-z]{8,40}$/);
         expect(fromUpOrderId(orderId)).toBe(id);
       }),
     );
-    for (const bad of ['pay_abcdef123456', 'pay-01JABCDEFGHJKMNPQRSTVWXYZ0', 'PAY_01JABCDEFGHJKMNPQRSTVWXYZ']) expect(() => toUpOrderId(bad)).toThrow(ChannelError);
+    // The hash alphabet has no I, L, O, U; base64url ids (with '-', '_' or lower case) are refused.
+    for (const bad of ['pay_abcdef123456', 'pay-01JABCDEFGHJKMNPQRSTVWXYZ0', 'PAY_01JABCDEFGHJKMNPQRSTVWXYZ', `pay_${'Z'.repeat(25)}I`, `pay_x-${'Z'.repeat(24)}`])
+      expect(() => toUpOrderId(bad)).toThrow(ChannelError);
+    const maxed = `pay_${'Z'.repeat(26)}`; // as a ULID its "time" would be past the year 10889: it is not read as one
+    expect(fromUpOrderId(toUpOrderId(maxed))).toBe(maxed);
   });
 
-  it('derives txnTime from the id (its ULID time), to the second', () => {
-    const before = Date.now();
-    const t = txnTimeMsOf(newPaymentId());
-    expect(t).toBeLessThanOrEqual(Date.now());
-    expect(t).toBeGreaterThanOrEqual(Math.floor(before / 1000) * 1000);
-    expect(formatUpTime(Date.UTC(2026, 11, 31, 16, 0, 1))).toBe('20270101000001');
+  it('carries txnTime in the channel order id <orderId>@<txnTime> and reads it back only for the same order', () => {
+    const id = payId();
+    const at = Date.UTC(2026, 11, 31, 16, 0, 1, 999);
+    const coid = toUpChannelOrderId(id, at);
+    expect(coid).toBe(`${toUpOrderId(id)}@20270101000001`);
+    expect(coid.length).toBeLessThanOrEqual(256); // the engine's channel_order_id limit
+    expect(txnTimeMsOfChannelOrderId(id, coid)).toBe(Date.UTC(2026, 11, 31, 16, 0, 1));
+    const reason = (f: () => unknown) => {
+      try {
+        f();
+        return 'accepted';
+      } catch (e) {
+        return e instanceof ChannelError ? `${e.code}: ${e.message}` : String(e);
+      }
+    };
+    expect(reason(() => txnTimeMsOfChannelOrderId(id, null))).toBe('rejected: unionpay needs the channel order id to find an order');
+    expect(reason(() => txnTimeMsOfChannelOrderId(id, undefined))).toBe('rejected: unionpay needs the channel order id to find an order');
+    expect(reason(() => txnTimeMsOfChannelOrderId(payId(), coid))).toMatch(/^rejected: .*another order/);
+    for (const bad of [toUpOrderId(id), `${toUpOrderId(id)}@`, `${toUpOrderId(id)}@20261332000000`, `${toUpOrderId(id)}@2027010100000`]) expect(reason(() => txnTimeMsOfChannelOrderId(id, bad)), bad).toMatch(/^rejected: /);
+  });
+
+  it('remembers the txnTime it picked per id, to the second, forgetting the oldest past its limit', () => {
+    const memo = new UpTxnTimes(2);
+    const t0 = Date.UTC(2026, 10, 28, 4, 0, 0, 250);
+    expect(memo.pick('pay_A', t0)).toBe(Date.UTC(2026, 10, 28, 4, 0, 0));
+    expect(memo.pick('pay_A', t0 + 5_000)).toBe(Date.UTC(2026, 10, 28, 4, 0, 0)); // a retry: the same transaction
+    expect(memo.pick('pay_B', t0 + 6_000)).toBe(t0 - 250 + 6_000);
+    expect(memo.pick('pay_C', t0 + 7_000)).toBe(t0 - 250 + 7_000);
+    expect(memo.size).toBe(2);
+    expect(memo.get('pay_A')).toBeUndefined();
+    expect(memo.pick('pay_B', t0 + 9_000)).toBe(t0 - 250 + 6_000);
   });
 
   it('round-trips YYYYMMDDhhmmss in Asia/Shanghai and refuses impossible dates', () => {
@@ -90,6 +125,7 @@ describe('unionpay transformers', () => {
         expect(parseUpTime(formatUpTime(s * 1000))).toBe(s * 1000);
       }),
     );
+    expect(formatUpTime(Date.UTC(2026, 11, 31, 16, 0, 1))).toBe('20270101000001');
     expect(parseUpTime('20261332000000')).toBeNull();
     expect(parseUpTime('2026-11-28')).toBeNull();
   });
@@ -112,14 +148,24 @@ describe('unionpay transformers', () => {
   });
 
   it('builds the gateway consume for pc and the QR apply for mobile scenes', () => {
-    const req: ChannelOrderRequest = { out_trade_no: newPaymentId(), amount: 1999, currency: 'CNY', subject: '点卡&充值', scene: 'pc', client_ip: '203.0.113.9', notify_url: 'https://pay.example/v1/notify/unionpay', expires_at_ms: Date.now() + 600_000, return_url: 'https://shop.example/done' };
+    const req: ChannelOrderRequest = { out_trade_no: payId(), amount: 1999, currency: 'CNY', subject: '点卡&充值', scene: 'pc', client_ip: '203.0.113.9', notify_url: 'https://pay.example/v1/notify/unionpay', expires_at_ms: Date.now() + 600_000, return_url: 'https://shop.example/done' };
     const ids = { merId: '777290058110097', certId: '69629715588' };
-    const pc = toConsumeRequest(req, ids, req.expires_at_ms);
+    const sentMs = Date.UTC(2026, 10, 28, 4, 0, 0);
+    const pc = toConsumeRequest(req, ids, sentMs, req.expires_at_ms);
     expect(pc).toMatchObject({ version: '5.1.0', encoding: 'UTF-8', signMethod: '01', certId: ids.certId, txnType: '01', txnSubType: '01', bizType: '000201', channelType: '07', accessType: '0', merId: ids.merId, orderId: toUpOrderId(req.out_trade_no), txnAmt: '1999', currencyCode: '156', backUrl: req.notify_url, frontUrl: req.return_url, payTimeout: formatUpTime(req.expires_at_ms), customerIp: '203.0.113.9', orderDesc: '点卡 充值' });
-    expect(pc.txnTime).toBe(formatUpTime(txnTimeMsOf(req.out_trade_no)));
-    const qr = toConsumeRequest({ ...req, scene: 'app' }, ids, req.expires_at_ms);
+    expect(pc.txnTime).toBe('20261128120000');
+    const qr = toConsumeRequest({ ...req, scene: 'app' }, ids, sentMs, req.expires_at_ms);
     expect(qr).toMatchObject({ txnSubType: '07', bizType: '000000', channelType: '08' });
     expect(qr).not.toHaveProperty('frontUrl');
+  });
+
+  it('builds a refund as its own transaction: orderId from the refund id, its own txnTime, origQryId of the consume', () => {
+    const ids = { merId: '777290058110097', certId: '69629715588' };
+    const pay = payId();
+    const re = refundId();
+    const r = toRefundRequest({ out_trade_no: pay, out_refund_no: re, amount: 500, total_amount: 1999, currency: 'CNY', notify_url: 'https://pay.example/v1/notify/unionpay' }, ids, '781811281200011234567', Date.UTC(2026, 10, 28, 5, 30, 0));
+    expect(r).toMatchObject({ txnType: '04', txnSubType: '00', orderId: toUpOrderId(re), txnTime: '20261128133000', origQryId: '781811281200011234567', txnAmt: '500', reqReserved: pay });
+    expect(() => toRefundRequest({ out_trade_no: 'pay_01', out_refund_no: re, amount: 500, total_amount: 1999, currency: 'CNY', notify_url: 'https://x' }, ids, '1', Date.now())).toThrow(ChannelError);
   });
 
   it('signs over sorted k=v without signature; parses raw answers with nested values and PEM certificates', () => {
@@ -143,8 +189,8 @@ describe('unionpay transformers', () => {
   });
 
   it('parses ZM rows: payments, refunds with reqReserved, fees by D/C sign', () => {
-    const pay = newPaymentId();
-    const re = newRefundId();
+    const pay = payId();
+    const re = refundId();
     const dayMs = Date.UTC(2026, 10, 28, 4);
     const text = [
       formatZmLine({ tradeCode: 'S22', txnTime: '1128120001', txnAmt: '000000001999', queryId: '111111111111111111111', orderId: toUpOrderId(pay), merFee: 'D000000000006', txnType: '01', txnSubType: '01', bizType: '000201' }),
@@ -179,7 +225,7 @@ describe('unionpay back notifications', () => {
   }
 
   const payment = (txnTimeMs: number, over: Record<string, string> = {}) => ({
-    txnType: '01', txnSubType: '07', bizType: '000000', accessType: '0', merId, orderId: toUpOrderId(newPaymentId()), txnTime: formatUpTime(txnTimeMs),
+    txnType: '01', txnSubType: '07', bizType: '000000', accessType: '0', merId, orderId: toUpOrderId(payId()), txnTime: formatUpTime(txnTimeMs),
     txnAmt: '1999', currencyCode: '156', queryId: '781811281200011234567', respCode: '00', respMsg: 'Success!', traceNo: '123456', traceTime: formatUpTime(txnTimeMs + 60_000).slice(4),
     settleDate: formatUpTime(txnTimeMs).slice(4, 8), settleAmt: '1999', settleCurrencyCode: '156', ...over,
   });
@@ -197,8 +243,8 @@ describe('unionpay back notifications', () => {
   });
 
   it('accepts a refund notification carrying our out_trade_no in reqReserved', async () => {
-    const pay = newPaymentId();
-    const re = newRefundId();
+    const pay = payId();
+    const re = refundId();
     const p = payment(Date.now(), { txnType: '04', txnSubType: '00', orderId: toUpOrderId(re), txnAmt: '500', queryId: '781811281300011234567', origQryId: '781811281200011234567', reqReserved: pay });
     await expect(verify(form(specSign(p, pki.signKeyPem, pki.signCertPem)))).resolves.toEqual({ kind: 'refund', notification_id: p.queryId, out_trade_no: pay, out_refund_no: re, status: 'succeeded', amount: 500, currency: 'CNY' });
   });
@@ -250,7 +296,7 @@ describe('unionpay back notifications', () => {
     const cases: Array<[Record<string, string>, string]> = [
       [payment(now, { merId: '777290058119999' }), 'malformed'],
       [payment(now, { txnType: '76' }), 'unsupported_event'],
-      [payment(now, { txnType: '04', orderId: toUpOrderId(newRefundId()) }), 'malformed'],
+      [payment(now, { txnType: '04', orderId: toUpOrderId(refundId()) }), 'malformed'],
       [payment(now, { txnAmt: '19.99' }), 'malformed'],
     ];
     for (const [p, want] of cases) expect(await reason(verify(form(specSign(p, pki.signKeyPem, pki.signCertPem)), now))).toBe(want);

@@ -154,6 +154,9 @@ export async function startUnionPaySandbox(opts: { port?: number; host?: string 
     if (!id || amount === null || txnTimeMs === null || payTimeoutMs === null || p.currencyCode !== UP_CURRENCY_CNY || !/^https?:\/\//.test(p.backUrl ?? '')) return '13';
     if (payTimeoutMs <= Date.now()) return '39';
     const existing = book.get(id);
+    // merId + orderId + txnTime name a transaction, and an orderId may not repeat within a day: the
+    // same three again are the same order; the same orderId with another txnTime or amount is a
+    // duplicate (12). Across days UnionPay would open a second transaction; the book holds one per id.
     if (existing && (existing.amount !== amount || existing.extra.txnTime !== p.txnTime)) return '12';
     if (!existing && book.orders.size >= SANDBOX_ORDERS_MAX) return '02';
     const o = book.open({

@@ -51,13 +51,15 @@ const badResponse = (message: string) => new ChannelError('unionpay', 'bad_respo
 // ---- ids -------------------------------------------------------------------------------------
 
 /**
- * Our ids are `<prefix>_<ULID>` (pay_01J…, re_01J…); UnionPay's orderId is 8–40 letters and digits,
- * no '-' or '_'. The underscore is dropped; the lower-case prefix and the upper-case ULID make it
- * reversible. Any other id shape is refused rather than mapped ambiguously.
+ * Our ids are `<prefix>_<26 Crockford base32 characters>` (pay_…, re_…): payment ids are derived
+ * from the idempotency key and request (ingress/idempotency.ts derivedId), so they look random and
+ * carry no time. UnionPay's orderId is 8–40 letters and digits, no '-' or '_': the underscore is
+ * dropped, and the lower-case prefix before the upper-case characters makes it reversible. Any
+ * other id shape is refused rather than mapped ambiguously.
  */
 const OUR_ID_RE = /^([a-z]{1,8})_([0-9A-HJKMNP-TV-Z]{26})$/;
 const UP_ORDER_ID_RE = /^([a-z]{1,8})([0-9A-HJKMNP-TV-Z]{26})$/;
-const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+const ID_SHAPE = 'unionpay needs ids of the form <prefix>_<26 Crockford base32 characters>';
 
 export function isMappableId(id: string): boolean {
   return OUR_ID_RE.test(id);
@@ -65,7 +67,7 @@ export function isMappableId(id: string): boolean {
 
 export function toUpOrderId(id: string): string {
   const m = OUR_ID_RE.exec(id);
-  if (!m) throw reject('unionpay needs ids of the form <prefix>_<ULID>');
+  if (!m) throw reject(ID_SHAPE);
   return `${m[1]}${m[2]}`;
 }
 
@@ -74,27 +76,31 @@ export function fromUpOrderId(orderId: string): string | null {
   return m ? `${m[1]}_${m[2]}` : null;
 }
 
-/** The creation time a ULID carries (its first 10 characters, 48 bits of ms). */
-export function ulidTimeMs(ulid: string): number {
-  let ms = 0;
-  for (const ch of ulid.slice(0, 10)) {
-    const v = CROCKFORD.indexOf(ch);
-    if (v < 0) throw reject('not a ULID');
-    ms = ms * 32 + v;
-  }
-  return ms;
+/**
+ * merId + orderId + txnTime identify a UnionPay transaction, and a query must name orderId and
+ * txnTime. Our ids carry no time, so createOrder picks txnTime (the current second) and hands the
+ * pair back as channel_order_id `<orderId>@<txnTime>`, which the engine keeps on the payment and
+ * passes to queryOrder/closeOrder.
+ */
+export const UP_CHANNEL_ORDER_ID_SEPARATOR = '@';
+export const UP_CHANNEL_ORDER_ID_NEEDED = 'unionpay needs the channel order id to find an order';
+
+export function toUpChannelOrderId(id: string, txnTimeMs: number): string {
+  return `${toUpOrderId(id)}${UP_CHANNEL_ORDER_ID_SEPARATOR}${formatUpTime(txnTimeMs)}`;
 }
 
-/**
- * orderId + txnTime identify a UnionPay transaction, and a query must name both. txnTime is the
- * creation time of our id (its ULID), so any engine, after any restart, derives the same pair from
- * the out_trade_no alone, and a retried create is the same transaction.
- */
-export function txnTimeMsOf(id: string): number {
-  const m = OUR_ID_RE.exec(id);
-  if (!m) throw reject('unionpay needs ids of the form <prefix>_<ULID>');
-  return Math.floor(ulidTimeMs(m[2]!) / 1000) * 1000;
+/** The txnTime (ms) of the transaction named by channelOrderId, which must be about `id`. */
+export function txnTimeMsOfChannelOrderId(id: string, channelOrderId: string | null | undefined): number {
+  if (!channelOrderId) throw reject(UP_CHANNEL_ORDER_ID_NEEDED);
+  const at = channelOrderId.indexOf(UP_CHANNEL_ORDER_ID_SEPARATOR);
+  const txnTimeMs = at < 0 ? null : parseUpTime(channelOrderId.slice(at + 1));
+  if (txnTimeMs === null) throw reject('unionpay channel order id is not <orderId>@<txnTime>');
+  if (channelOrderId.slice(0, at) !== toUpOrderId(id)) throw reject('unionpay channel order id belongs to another order');
+  return txnTimeMs;
 }
+
+/** txnTime has a resolution of one second. */
+export const upTxnTimeMs = (nowMs: number): number => Math.floor(nowMs / 1000) * 1000;
 
 // ---- times and amounts -----------------------------------------------------------------------
 
@@ -257,12 +263,12 @@ export function upApiForScene(scene: ChannelOrderRequest['scene']): 'front' | 'q
   }
 }
 
-/** A consume. payTimeoutMs is decided by the adapter (clamped to what notifications can prove). */
-export function toConsumeRequest(req: ChannelOrderRequest, ids: UpIds, payTimeoutMs: number): Omit<UpConsumeRequest, 'signature'> {
+/** A consume sent at txnTimeMs. Both times are the adapter's (payTimeout clamped to what notifications can prove). */
+export function toConsumeRequest(req: ChannelOrderRequest, ids: UpIds, txnTimeMs: number, payTimeoutMs: number): Omit<UpConsumeRequest, 'signature'> {
   const front = upApiForScene(req.scene) === 'front';
   const orderDesc = req.subject.replace(/[&=\r\n{}[\]]/g, ' ').slice(0, UP_ORDER_DESC_CHARS_MAX).trim();
   return {
-    ...common(ids, UP_TXN_CONSUME, front ? UP_SUB_CONSUME : UP_SUB_QR_APPLY, front ? UP_BIZ_GATEWAY : UP_BIZ_QR, formatUpTime(txnTimeMsOf(req.out_trade_no))),
+    ...common(ids, UP_TXN_CONSUME, front ? UP_SUB_CONSUME : UP_SUB_QR_APPLY, front ? UP_BIZ_GATEWAY : UP_BIZ_QR, formatUpTime(txnTimeMs)),
     channelType: front ? UP_CHANNEL_PC : UP_CHANNEL_MOBILE,
     orderId: toUpOrderId(req.out_trade_no),
     txnAmt: toUpAmount(req.amount, req.currency),
@@ -276,11 +282,14 @@ export function toConsumeRequest(req: ChannelOrderRequest, ids: UpIds, payTimeou
   };
 }
 
-/** 退货 (txnType 04) of a paid consume; reqReserved carries our out_trade_no, which the notification echoes. */
-export function toRefundRequest(req: ChannelRefundRequest, ids: UpIds, origQryId: string): Omit<UpRefundRequest, 'signature'> {
-  if (!isMappableId(req.out_trade_no)) throw reject('unionpay needs ids of the form <prefix>_<ULID>');
+/**
+ * 退货 (txnType 04) of the paid consume origQryId, a transaction of its own: orderId from our
+ * refund id, sent at txnTimeMs. reqReserved carries our out_trade_no, which the notification echoes.
+ */
+export function toRefundRequest(req: ChannelRefundRequest, ids: UpIds, origQryId: string, txnTimeMs: number): Omit<UpRefundRequest, 'signature'> {
+  if (!isMappableId(req.out_trade_no)) throw reject(ID_SHAPE);
   return {
-    ...common(ids, UP_TXN_REFUND, '00', UP_BIZ_GATEWAY, formatUpTime(txnTimeMsOf(req.out_refund_no))),
+    ...common(ids, UP_TXN_REFUND, '00', UP_BIZ_GATEWAY, formatUpTime(txnTimeMs)),
     channelType: UP_CHANNEL_PC,
     orderId: toUpOrderId(req.out_refund_no),
     origQryId,
@@ -290,8 +299,9 @@ export function toRefundRequest(req: ChannelRefundRequest, ids: UpIds, origQryId
   };
 }
 
-export function toQueryRequest(outTradeNo: string, ids: UpIds): Omit<UpQueryRequest, 'signature'> {
-  return { ...common(ids, UP_TXN_QUERY, '00', UP_BIZ_QR, formatUpTime(txnTimeMsOf(outTradeNo))), orderId: toUpOrderId(outTradeNo) };
+/** A query of the transaction our id `outTradeNo` sent at txnTimeMs (UnionPay's query names the queried txnTime). */
+export function toQueryRequest(outTradeNo: string, txnTimeMs: number, ids: UpIds): Omit<UpQueryRequest, 'signature'> {
+  return { ...common(ids, UP_TXN_QUERY, '00', UP_BIZ_QR, formatUpTime(txnTimeMs)), orderId: toUpOrderId(outTradeNo) };
 }
 
 /** File transfer of one settlement day (MMDD), sent at `nowMs`. */
@@ -303,14 +313,13 @@ export function toFileRequest(day: string, ids: UpIds, nowMs: number): Omit<UpFi
 
 // ---- answers ---------------------------------------------------------------------------------
 
-/** A query answer whose respCode is 00 → the queried order's state. */
-export function queryAnswerToState(outTradeNo: string, a: Record<string, string>): ChannelOrderState {
+/** A query answer whose respCode is 00 → the state of the order sent at txnTimeMs. */
+export function queryAnswerToState(outTradeNo: string, txnTimeMs: number, a: Record<string, string>): ChannelOrderState {
   if (a.orderId !== undefined && a.orderId !== toUpOrderId(outTradeNo)) throw badResponse('answer is about another order');
   const amount = fromUpAmount(a.txnAmt);
   const currency = fromUpCurrency(a.currencyCode);
   if (amount === null || currency === null) throw badResponse('txnAmt/currencyCode missing or malformed');
   const status = upOrderStatus(a.origRespCode);
-  const txnTimeMs = txnTimeMsOf(outTradeNo);
   return {
     out_trade_no: outTradeNo,
     status,
