@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { crockford26 } from '../engine/protocol/ids.ts';
 import type { Redis } from 'ioredis';
-import { merchantKeys } from '../engine/redis/keys.ts';
+import { merchantKeys, type MerchantKeys } from '../engine/redis/keys.ts';
 import { registerScripts, SCRIPTS_VERSION } from '../engine/redis/scripts.ts';
 
 export const IDEMPOTENCY_TTL_S = 24 * 3600;
@@ -34,9 +34,16 @@ export function derivedId(prefix: string, merchantId: string, key: string, fp: s
 
 type BeginFn = (key: string, fp: string, ttl: number) => Promise<(string | null)[]>;
 
+/**
+ * merchantKeys() builds a dozen closures per call (and tsx names each one): cached per merchant,
+ * since it ran twice per request (bench:http). Cleared whole when full: it only saves work.
+ */
+const KEYS_CACHE_ENTRIES_MAX = 10_000;
+
 export class IdempotencyStore {
   private readonly redis: Redis;
   private readonly prefix: string;
+  private readonly keysByMerchant = new Map<string, MerchantKeys>();
 
   constructor(redis: Redis, prefix: string) {
     this.redis = redis;
@@ -45,7 +52,13 @@ export class IdempotencyStore {
   }
 
   private key(merchantId: string, idemKey: string): string {
-    return merchantKeys(this.prefix, merchantId).idempotency(sha256(idemKey).toString('hex'));
+    let keys = this.keysByMerchant.get(merchantId);
+    if (!keys) {
+      if (this.keysByMerchant.size >= KEYS_CACHE_ENTRIES_MAX) this.keysByMerchant.clear();
+      keys = merchantKeys(this.prefix, merchantId);
+      this.keysByMerchant.set(merchantId, keys);
+    }
+    return keys.idempotency(sha256(idemKey).toString('hex'));
   }
 
   async begin(merchantId: string, idemKey: string, fp: string): Promise<Claim> {

@@ -54,6 +54,7 @@ const CHILD_READY_MS_MAX = 30_000;
 const CHILD_STOP_MS_MAX = 20_000;
 const CLK_TCK = 100; // Linux USER_HZ: /proc times are in 1/100 s on every kernel we run on
 const REDIS_SCAN_COUNT = 1_000;
+const RATE_LIMIT_PER_S = 1_000_000;
 
 type Merchant = { id: string; secret: string };
 type Child = { name: string; pid: number; stop: () => Promise<void> };
@@ -187,7 +188,7 @@ function signedPaymentRequests(merchants: Merchant[]): autocannon.Request[] {
 type Line = {
   target: string; req_s: number; p50_ms: number; p99_ms: number; errors: number; timeouts: number; non_2xx: number;
   statuses: Record<string, number>; requests: number; duration_s: number;
-  cpu_pct: Record<string, number>; machine_busy_pct: number; pre_run_busy_pct: number; waited_s: number;
+  cpu_pct: Record<string, number>; cpu_us_per_req: Record<string, number>; machine_busy_pct: number; pre_run_busy_pct: number; waited_s: number;
 };
 
 async function measure(target: string, url: string, merchants: Merchant[], procs: Record<string, number[]>): Promise<Line> {
@@ -204,19 +205,24 @@ async function measure(target: string, url: string, merchants: Merchant[], procs
   const m1 = machineTicks();
   const pct = (ticks: number) => Math.round((100 * ticks) / CLK_TCK / wallS);
   const cpu: Record<string, number> = {};
+  const cpuUsPerReq: Record<string, number> = {};
+  const perReq = (ticks: number) => Math.round((ticks / CLK_TCK) * 1e6 / Math.max(1, r.requests.total));
   let accounted = 0;
   for (const [k, pids] of Object.entries(procs)) {
     const t = pids.reduce((a, p) => a + processTicks(p), 0) - (ticks0[k] ?? 0);
     cpu[k] = pct(t);
+    cpuUsPerReq[k] = perReq(t);
     accounted += t;
   }
   const selfTicks = ((self.user + self.system) / 1e6) * CLK_TCK;
   cpu.loadgen = pct(selfTicks);
+  cpuUsPerReq.loadgen = perReq(selfTicks);
+  // Everything else on the machine: other people's work on this shared machine, and the kernel.
   cpu.other = Math.max(0, pct(m1.busy - m0.busy - accounted - selfTicks));
   const statuses = Object.fromEntries(Object.entries(r.statusCodeStats ?? {}).map(([code, s]) => [code, s.count ?? 0]));
   return {
     target, req_s: Math.round(r.requests.average), p50_ms: r.latency.p50, p99_ms: r.latency.p99, errors: r.errors, timeouts: r.timeouts,
-    non_2xx: r.non2xx, statuses, requests: r.requests.total, duration_s: r.duration, cpu_pct: cpu,
+    non_2xx: r.non2xx, statuses, requests: r.requests.total, duration_s: r.duration, cpu_pct: cpu, cpu_us_per_req: cpuUsPerReq,
     machine_busy_pct: Math.round((100 * (m1.busy - m0.busy)) / Math.max(1, m1.total - m0.total)), pre_run_busy_pct: quiet.busyPct, waited_s: quiet.waitedS,
   };
 }
@@ -240,7 +246,12 @@ async function benchBare(merchants: Merchant[]): Promise<Line> {
 
 async function benchIngress(config: Config, env: NodeJS.ProcessEnv, merchants: Merchant[]): Promise<Line> {
   const port = await freePort();
-  const childEnv = { ...env, PEAKPAY_NAMESPACE: config.namespace, PEAKPAY_HTTP_PORT: String(port), PEAKPAY_LOG_LEVEL: 'warn' };
+  // Rate limits far above what one machine can send: the limiter's Redis calls are measured, its 429s are not.
+  const childEnv = {
+    ...env, PEAKPAY_NAMESPACE: config.namespace, PEAKPAY_HTTP_PORT: String(port), PEAKPAY_LOG_LEVEL: 'warn',
+    PEAKPAY_RATE_LIMIT_IP_PER_S: String(RATE_LIMIT_PER_S), PEAKPAY_RATE_LIMIT_IP_BURST: String(RATE_LIMIT_PER_S),
+    PEAKPAY_RATE_LIMIT_MERCHANT_PER_S: String(RATE_LIMIT_PER_S), PEAKPAY_RATE_LIMIT_MERCHANT_BURST: String(RATE_LIMIT_PER_S),
+  };
   const stub = await startChild('stub engine', 'loadtest/http-stub-engine.ts', childEnv, { line: (l) => l.includes('"ready"') });
   const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
   const base = `http://127.0.0.1:${port}`;
