@@ -10,6 +10,7 @@ import type { AccountSnapshot } from '../../engine/protocol/events.ts';
 import type { Payment as EnginePayment } from '../../engine/protocol/payment.ts';
 import type { Refund as EngineRefund } from '../../engine/protocol/refund.ts';
 import { parseAuthorization, sign, signatureMatches } from '../../ingress/signature.ts';
+import { webhookSignature } from '../../engine/webhooks/signature.ts';
 import type { createAccountBody, createPaymentBody, refundPaymentBody } from '../../ingress/schemas.ts';
 import {
   authorizationHeader, backoffMs, decide, isPeakpayApiError, newNonce, parseRetryAfterMs, PeakpayApiError, RETRY_POLICY_DEFAULT,
@@ -75,6 +76,17 @@ describe('verifyWebhook', () => {
     expect(verifyWebhook(secret, header, body, { nowS: t })).toBe(true);
     expect(verifyWebhook(secret, header, Buffer.from(body), { nowS: t })).toBe(true);
     expect(signWebhook(secret, body, t)).toBe(header);
+  });
+
+  it("accepts what peakpay's webhook sender signs, for any body (including non-ASCII)", () => {
+    fc.assert(
+      fc.property(fc.string({ maxLength: 400 }), fc.string({ minLength: 1, maxLength: 60 }), fc.integer({ min: 0, max: 4_000_000_000 }), (b, s, ts) => {
+        const header = webhookSignature(s, b, ts);
+        expect(verifyWebhook(s, header, b, { nowS: ts })).toBe(true);
+        expect(verifyWebhook(s, header, Buffer.from(b, 'utf8'), { nowS: ts })).toBe(true);
+        expect(verifyWebhook(s, header, `${b} `, { nowS: ts })).toBe(false);
+      }),
+    );
   });
 
   it('refuses a tampered body, another secret, or a signature over another timestamp', () => {
