@@ -25,7 +25,11 @@ export class EngineUnavailableError extends Error {
 }
 export const isEngineUnavailableError = (err: unknown): err is EngineUnavailableError => err instanceof EngineUnavailableError;
 
-export type SendResult = { kind: 'reply'; reply: Reply } | { kind: 'timeout' };
+/**
+ * duplicate: JetStream already held this cmd_id (only with `returnDuplicate`): the command is
+ * stored and will be (or was) applied, but its reply went to whoever sent it first.
+ */
+export type SendResult = { kind: 'reply'; reply: Reply } | { kind: 'timeout' } | { kind: 'duplicate' };
 
 /** Bounded: at most this many requests wait for a reply at once; past it, callers get 503. */
 export const WAITING_MAX = 50_000;
@@ -38,7 +42,7 @@ const NO_RESPONDERS = 503;
 /** Reply subjects of PubAcks are <prefix>.a<token>; of engine replies <prefix>.<token>. */
 const ACK_MARK = 'a';
 
-type PubAck = { stream?: string; seq?: number; error?: { code?: number; description?: string } };
+type PubAck = { stream?: string; seq?: number; duplicate?: boolean; error?: { code?: number; description?: string } };
 
 type Waiter = {
   resolve: (r: SendResult) => void;
@@ -49,6 +53,7 @@ type Waiter = {
   ackTimer: NodeJS.Timeout | null;
   acked: boolean;
   deadlinePassed: boolean;
+  returnDuplicate: boolean;
 };
 
 export class CommandClient {
@@ -84,7 +89,7 @@ export class CommandClient {
   }
 
   /** Publish durably, then wait up to timeoutMs for the engine's reply. */
-  async send(cmd: Command, timeoutMs: number): Promise<SendResult> {
+  async send(cmd: Command, timeoutMs: number, opts: { returnDuplicate?: boolean } = {}): Promise<SendResult> {
     if (!this.sub) throw new Error('assertion: CommandClient not started');
     if (this.waiting.size >= WAITING_MAX) throw new EngineUnavailableError('too many requests waiting for the engine');
     const token = String(++this.counter);
@@ -92,7 +97,7 @@ export class CommandClient {
     h.set(REPLY_HEADER, `${this.prefix}.${token}`);
     h.set(MSG_ID_HEADER, cmd.cmd_id);
     const result = new Promise<SendResult>((resolve, reject) => {
-      const w: Waiter = { resolve, reject, timer: setTimeout(() => this.onDeadline(token), timeoutMs), ackTimer: null, acked: false, deadlinePassed: false };
+      const w: Waiter = { resolve, reject, timer: setTimeout(() => this.onDeadline(token), timeoutMs), ackTimer: null, acked: false, deadlinePassed: false, returnDuplicate: opts.returnDuplicate ?? false };
       if (timeoutMs < PUBACK_WAIT_MS_MIN) w.ackTimer = setTimeout(() => this.onAckDeadline(token), PUBACK_WAIT_MS_MIN);
       this.waiting.set(token, w);
     });
@@ -136,6 +141,12 @@ export class CommandClient {
     w.acked = true;
     if (w.ackTimer) clearTimeout(w.ackTimer);
     w.ackTimer = null;
+    // A duplicate is never delivered again, so no reply will come to this sender: say so now.
+    if (ack.duplicate && w.returnDuplicate) {
+      this.waiting.delete(token);
+      this.settle(w, { kind: 'duplicate' });
+      return;
+    }
     // Stored, and the caller's deadline is already past: answer "processing" now.
     if (w.deadlinePassed) {
       this.waiting.delete(token);

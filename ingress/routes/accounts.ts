@@ -17,7 +17,7 @@ export function accountRoutes(app: FastifyInstance, ctx: IngressContext): void {
         { v: PROTOCOL_VERSION, type: 'account.create', cmd_id: cmdId, merchant_id: merchant.id, ts_ms: Date.now(), ...body },
         ctx.config.ingressDeadlineMs,
       );
-      if (sent.kind === 'timeout') {
+      if (sent.kind !== 'reply') {
         // A retry of a command JetStream already holds is deduplicated and gets no reply of its
         // own, so what the first attempt did is read back instead of waiting for an answer.
         ctx.metrics.engineTimeouts.inc();

@@ -72,15 +72,22 @@ async function apply(ctx: IngressContext, adapter: ChannelAdapter, n: ChannelNot
   if (!paymentChannelNotifySchema.safeParse(cmd).success) return { ok: false, result: 'mismatch' };
   let sent;
   try {
-    sent = await ctx.client.send(cmd, ctx.config.ingressDeadlineMs);
+    sent = await ctx.client.send(cmd, ctx.config.ingressDeadlineMs, { returnDuplicate: true });
   } catch (err) {
     if (isEngineUnavailableError(err)) return { ok: false, result: 'accepted' };
     throw err;
   }
   // Not decided in time: the channel re-sends, and the command id makes that a no-op.
   if (sent.kind === 'timeout') return { ok: false, result: 'accepted' };
+  // The same notification id within JetStream's duplicate window: stored once already, a no-op.
+  if (sent.kind === 'duplicate') return { ok: true, result: 'duplicate' };
   const r = sent.reply;
-  if (r.ok) return { ok: true, result: r.replayed ? 'duplicate' : 'accepted' };
+  if (r.ok) {
+    // A re-sent notification (same id: replayed op) or another one about a payment already in that
+    // state (the script changed nothing, so the payment was last updated before this command).
+    const unchanged = r.replayed || (r.payment !== null && r.payment !== undefined && Date.parse(r.payment.updated_at) < cmd.ts_ms);
+    return { ok: true, result: unchanged ? 'duplicate' : 'accepted' };
+  }
   switch (r.code) {
     case 'channel.notification_mismatch':
       return { ok: false, result: 'mismatch' };

@@ -35,7 +35,7 @@ export async function answer(
   okStatus: number,
   processing: () => Promise<Payment | null>,
 ): Promise<HttpResult> {
-  if (sent.kind === 'timeout') {
+  if (sent.kind !== 'reply') {
     ctx.metrics.engineTimeouts.inc();
     const p = await processing();
     if (!p) throw new ApiError('engine.unavailable', 'the engine did not answer in time');

@@ -51,7 +51,7 @@ export function refundRoutes(app: FastifyInstance, ctx: IngressContext): void {
         ...(body.reason !== undefined && { reason: body.reason }),
       };
       const sent = await ctx.client.send(cmd, deadlineMs);
-      if (sent.kind === 'timeout') {
+      if (sent.kind !== 'reply') {
         ctx.metrics.engineTimeouts.inc();
         const done = await findRefund(ctx, merchant.id, refundId);
         if (done) return jsonResult(201, done, { location: refundLocation(refundId) });

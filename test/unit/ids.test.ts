@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { crockford26, SAFE_ID } from '../../engine/protocol/ids.ts';
+import { isCanonicalBase64 } from '../../engine/channels/crypto.ts';
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest();
 
@@ -24,5 +25,25 @@ describe('crockford26', () => {
 
   it('refuses a digest shorter than 130 bits', () => {
     expect(() => crockford26(Buffer.alloc(16))).toThrow(/too short/);
+  });
+});
+
+describe('isCanonicalBase64 (channel signatures)', () => {
+  it('accepts what Buffer encodes and refuses every one-byte change that decodes to the same bytes', () => {
+    fc.assert(fc.property(fc.uint8Array({ minLength: 1, maxLength: 300 }), fc.nat(), fc.integer({ min: 0, max: 7 }), (bytes, pos, bit) => {
+      const s = Buffer.from(bytes).toString('base64');
+      expect(isCanonicalBase64(s)).toBe(true);
+      const b = Buffer.from(s, 'latin1');
+      const at = pos % b.length;
+      b[at] = (b[at] as number) ^ (1 << bit);
+      const t = b.toString('latin1');
+      // Either refused, or it decodes to other bytes (then the RSA check refuses it).
+      if (isCanonicalBase64(t)) expect(Buffer.from(t, 'base64').equals(Buffer.from(bytes))).toBe(false);
+    }));
+  });
+
+  it('refuses padding tricks, foreign characters and the empty string', () => {
+    expect(isCanonicalBase64('QQ==')).toBe(true);
+    for (const s of ['', 'QQ}=', 'QR==', 'QQ=', 'Q Q==', 'QQ==\n', 'QQ%3D%3D', '-_8=']) expect(isCanonicalBase64(s), s).toBe(false);
   });
 });
