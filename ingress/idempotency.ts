@@ -33,6 +33,7 @@ export function derivedId(prefix: string, merchantId: string, key: string, fp: s
 }
 
 type BeginFn = (key: string, fp: string, ttl: number) => Promise<(string | null)[]>;
+type FinishFn = (key: string, status: number, headers: string, body: string, ttl: number) => Promise<number>;
 
 /**
  * merchantKeys() builds a dozen closures per call (and tsx names each one): cached per merchant,
@@ -81,18 +82,10 @@ export class IdempotencyStore {
     }
   }
 
-  /**
-   * Two auto-pipelined commands rather than MULTI/EXEC: a transaction is its own pipeline and
-   * socket write per request, which cost the ingress as much as all its other Redis traffic
-   * (bench:http profile). Should EXPIRE be lost, the record keeps begin's RUNNING_TTL_S and a
-   * later retry re-runs with the same derived command id, which the engine replays: no second effect.
-   */
+  /** One EVALSHA (idempotencyFinish-1.lua): atomic, and auto-pipelined with the other requests' commands. */
   async finish(merchantId: string, idemKey: string, response: StoredResponse): Promise<void> {
-    const key = this.key(merchantId, idemKey);
-    await Promise.all([
-      this.redis.hset(key, 'state', 'done', 'status', response.status, 'headers', JSON.stringify(response.headers), 'body', response.body),
-      this.redis.expire(key, IDEMPOTENCY_TTL_S),
-    ]);
+    const fn = (this.redis as unknown as Record<string, FinishFn>)[`idempotencyFinish:${SCRIPTS_VERSION}`] as FinishFn;
+    await fn.call(this.redis, this.key(merchantId, idemKey), response.status, JSON.stringify(response.headers), response.body, IDEMPOTENCY_TTL_S);
   }
 
   async retryable(merchantId: string, idemKey: string): Promise<void> {

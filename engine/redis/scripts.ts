@@ -25,6 +25,7 @@ export type ScriptName =
   | 'accountCreate'
   | 'accountCredit'
   | 'idempotencyBegin'
+  | 'idempotencyFinish'
   | 'rateLimit'
   | 'rateLimitNonce';
 
