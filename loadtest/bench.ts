@@ -32,7 +32,7 @@ import pg from 'pg';
 import { localEnv } from '../scripts/local-env.ts';
 import { stackDown, stackUp } from '../scripts/stack.ts';
 import { rehearsalStages, spikeEndS } from './k6/lib/shapes.ts';
-import { cpuBetween, cpuSnapshot, waitQuiet } from './lib/cpu.ts';
+import { cpuBetween, cpuSnapshot, listenOverflows, waitQuiet } from './lib/cpu.ts';
 import { runLoad, type Iteration, type Load, type RunResult } from './lib/generator.ts';
 import { checkLedger, walletKey, type LedgerReport } from './lib/ledger-check.ts';
 import { automaticPayment, manualPayment, PaymentRequests, roundRobin, type BenchMerchant, type Ledger } from './lib/payments.ts';
@@ -101,6 +101,12 @@ const hotMerchants: BenchMerchant[] = [{ id: `h${stamp}`, secret: secret(), acco
 type Line = Record<string, unknown> & { scenario: ScenarioName; payments_per_s: number };
 const lines = new Map<ScenarioName, Line>();
 
+/** ListenOverflows when the current scenario's load started (see listenOverflows()). */
+let overflowsAtStart = 0;
+const markLoadStart = () => {
+  overflowsAtStart = listenOverflows();
+};
+
 function resultLine(scenario: ScenarioName, server: string, r: RunResult, extra: Record<string, unknown>): Line {
   const main = r.latency.create ?? r.latency.capture ?? { count: 0, p50: 0, p90: 0, p99: 0, max: 0 };
   const lat = Object.fromEntries(Object.entries(r.latency).map(([k, v]) => [k, { p50: v.p50, p99: v.p99, max: v.max }]));
@@ -108,7 +114,7 @@ function resultLine(scenario: ScenarioName, server: string, r: RunResult, extra:
     scenario, server, payments_per_s: 0, acknowledged: r.acknowledged, http_requests_per_s: round(r.requests / r.seconds),
     p50_ms: main.p50, p99_ms: main.p99, max_ms: main.max, errors: r.errors, dropped: r.dropped, load_s: r.seconds,
     statuses: r.statuses, ...(Object.keys(lat).length > 1 && { latency_ms: lat }),
-    ...(r.errorSamples.length > 0 && { error_samples: r.errorSamples }), ...extra,
+    ...(r.errorSamples.length > 0 && { error_samples: r.errorSamples }), listen_overflows: listenOverflows() - overflowsAtStart, ...extra,
   };
 }
 
@@ -140,6 +146,7 @@ async function runCeiling(env: NodeJS.ProcessEnv): Promise<void> {
     const iteration = automaticPayment(new PaymentRequests(), roundRobin(uniformMerchants), ledger);
     await runLoad(`http://127.0.0.1:${port}`, { kind: 'closed', connections: CONNECTIONS, durationS: 2 }, iteration); // JIT warm-up
     const busyBefore = await quiet('ceiling');
+    markLoadStart();
     const cpu0 = cpuSnapshot({ ceiling: proc.pid });
     const r = await runLoad(`http://127.0.0.1:${port}`, { kind: 'closed', connections: CONNECTIONS, durationS: DURATION_S }, iteration);
     const cpu = cpuBetween(cpu0, cpuSnapshot({ ceiling: proc.pid }));
@@ -165,6 +172,7 @@ async function runNaive(env: NodeJS.ProcessEnv, databaseUrl: string, pool: pg.Po
     await runLoad(url, { kind: 'closed', connections: CONNECTIONS, durationS: 2 }, automaticPayment(reqs, roundRobin(merchants), ledger)); // warm-up, checked too
     const busyBefore = await quiet(scenario);
     const before = await countNaiveOrders(pool, 'naive');
+    markLoadStart();
     const cpu0 = cpuSnapshot({ naive: proc.pid });
     const r = await runLoad(url, { kind: 'closed', connections: CONNECTIONS, durationS: DURATION_S }, automaticPayment(reqs, roundRobin(merchants), ledger));
     const cpu = cpuBetween(cpu0, cpuSnapshot({ naive: proc.pid }));
@@ -213,6 +221,7 @@ async function runPeakpay(
   const base = await settledCount(p);
   const ackedBefore = ledger.acknowledged.length;
   const pids = Object.fromEntries(p.procs.map((x) => [x.name, x.pid]));
+  markLoadStart();
   const cpu0 = cpuSnapshot(pids);
   const t0 = performance.now();
   const r = await runLoad(p.baseUrl, load, iteration);
@@ -252,6 +261,7 @@ async function runSpike(p: Peakpay, ledger: Ledger): Promise<void> {
   const base = await settledCount(p);
   const ackedBefore = ledger.acknowledged.length;
   const pids = Object.fromEntries(p.procs.map((x) => [x.name, x.pid]));
+  markLoadStart();
   const cpu0 = cpuSnapshot(pids);
   const r = await runLoad(p.baseUrl, { kind: 'open', startRate: SPIKE_NORMAL, stages, inFlightMax: Math.max(2000, SPIKE_NORMAL * SPIKE_FACTOR * 3) },
     automaticPayment(new PaymentRequests(), roundRobin(uniformMerchants), ledger));

@@ -101,3 +101,18 @@ export async function waitQuiet(waitMsMax: number, busyCoresMax = 0.3): Promise<
     if (busy <= busyCoresMax || Date.now() > deadline) return Math.round(busy * 100) / 100;
   }
 }
+
+/**
+ * Connections the kernel dropped because a server's accept queue was full (TcpExt ListenOverflows,
+ * machine-wide): the cause of ECONNRESET on requests sent over connections the server never took.
+ */
+export function listenOverflows(): number {
+  const lines = readFileSync('/proc/net/netstat', 'utf8').split('\n');
+  for (let i = 0; i + 1 < lines.length; i += 2) {
+    const names = (lines[i] as string).split(/\s+/);
+    const vals = (lines[i + 1] as string).split(/\s+/);
+    const at = names.indexOf('ListenOverflows');
+    if (names[0] === 'TcpExt:' && at > 0) return Number(vals[at]);
+  }
+  return 0;
+}
