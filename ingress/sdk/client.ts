@@ -10,7 +10,7 @@ import { CLIENT_ERROR_CODES, errorFromResponse, isPeakpayApiError, PeakpayApiErr
 import { decide, RETRY_POLICY_DEFAULT, type Outcome, type RetryPolicy } from './retry.ts';
 import { authorizationHeader, newNonce } from './signing.ts';
 import type {
-  Account, CapturePaymentParams, CreateAccountParams, CreatePaymentParams, CreateRefundParams, Payment, PaymentStatus, Refund,
+  Account, CapturePaymentParams, CreateAccountParams, CreatePaymentParams, CreateRefundParams, CreateTopupParams, Payment, PaymentStatus, Refund,
 } from './types.ts';
 
 export const SDK_VERSION = '0.1.0';
@@ -115,6 +115,10 @@ export class PeakpayClient {
     create: (params: CreateAccountParams, opts?: CallOptions) => Promise<Account>;
     get: (accountId: string, opts?: CallOptions) => Promise<Account>;
   };
+  /** Top-ups are channel payments: the answer is the Payment (usually `requires_action` with a QR code or redirect). */
+  readonly topups: {
+    create: (params: CreateTopupParams, opts?: CallOptions) => Promise<Payment>;
+  };
 
   constructor(opts: PeakpayClientOptions) {
     if (!opts.merchantId || !opts.secret) throw new TypeError('PeakpayClient needs merchantId and secret');
@@ -144,11 +148,14 @@ export class PeakpayClient {
       create: (params, o) => body(this.request<Account>('POST', '/v1/accounts', { ...o, body: params })),
       get: (accountId, o) => body(this.request<Account>('GET', `/v1/accounts/${seg(accountId)}`, o)),
     };
+    this.topups = {
+      create: (params, o) => body(this.request<Payment>('POST', '/v1/topups', { ...o, body: params })),
+    };
   }
 
   /**
    * Any endpoint, signed and retried like the named methods: for endpoints this SDK version has no
-   * method for yet (e.g. `client.request('POST', '/v1/topups', { body })`). Resolves on 2xx; throws
+   * method for yet (e.g. `client.request('POST', '/v1/<new endpoint>', { body })`). Resolves on 2xx; throws
    * PeakpayApiError otherwise.
    */
   async request<T = unknown>(method: 'GET' | 'POST', path: string, opts: RequestOptions = {}): Promise<PeakpayResponse<T>> {

@@ -54,6 +54,22 @@ export type CreatePaymentParams = {
   metadata?: Record<string, string> | undefined;
 };
 
+/** A wallet top-up through a channel (not `balance`): the wallet is credited once the channel reports it paid. */
+export type CreateTopupParams = {
+  out_trade_no: string;
+  account_id: string;
+  amount: number;
+  currency: Currency;
+  method: Exclude<PaymentMethod, 'balance'>;
+  scene: Scene;
+  buyer?: Buyer | undefined;
+  subject?: string | undefined;
+  /** How long the buyer has to pay at the channel. */
+  hold_ttl_s?: number | undefined;
+  notify_url?: string | undefined;
+  metadata?: Record<string, string> | undefined;
+};
+
 export type CapturePaymentParams = { amount?: number | undefined };
 
 export type RefundStatus = 'processing' | 'pending' | 'succeeded' | 'failed';

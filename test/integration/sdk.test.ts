@@ -150,6 +150,12 @@ describe('SDK against the real ingress', () => {
     const illegal = await expectApiError(pp.payments.verify(first.id));
     expect(illegal).toMatchObject({ status: 409, code: 'payment.invalid_transition', attempts: 1 });
 
+    // The harness configures no payment channel, so a top-up reaches its route, signed, and is refused there.
+    const topup = await expectApiError(pp.topups.create({
+      out_trade_no: uniqueId('TU'), account_id: accountId, amount: 5000, currency: 'CNY', method: 'wechat_pay', scene: 'pc',
+    }));
+    expect(topup).toMatchObject({ status: 422, code: 'payment.method_unavailable', attempts: 1 });
+
     const wrongSecret = new PeakpayClient({ baseUrl, merchantId: merchant.id, secret: 'sk_wrong', fetch: rec.fn });
     rec.reset();
     const unauth = await expectApiError(wrongSecret.accounts.get(accountId));

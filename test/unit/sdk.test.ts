@@ -11,11 +11,11 @@ import type { Payment as EnginePayment } from '../../engine/protocol/payment.ts'
 import type { Refund as EngineRefund } from '../../engine/protocol/refund.ts';
 import { parseAuthorization, sign, signatureMatches } from '../../ingress/signature.ts';
 import { webhookSignature } from '../../engine/webhooks/signature.ts';
-import type { createAccountBody, createPaymentBody, refundPaymentBody } from '../../ingress/schemas.ts';
+import type { createAccountBody, createPaymentBody, createTopupBody, refundPaymentBody } from '../../ingress/schemas.ts';
 import {
   authorizationHeader, backoffMs, decide, isPeakpayApiError, newNonce, parseRetryAfterMs, PeakpayApiError, RETRY_POLICY_DEFAULT,
   signature, signWebhook, verifyWebhook,
-  type Account, type CreateAccountParams, type CreatePaymentParams, type CreateRefundParams, type Payment, type Refund,
+  type Account, type CreateAccountParams, type CreatePaymentParams, type CreateRefundParams, type CreateTopupParams, type Payment, type Refund,
 } from '../../ingress/sdk/index.ts';
 import { errorFromResponse } from '../../ingress/sdk/errors.ts';
 
@@ -245,5 +245,6 @@ describe('SDK packaging', () => {
     expectTypeOf<CreatePaymentParams>().toEqualTypeOf<z.input<typeof createPaymentBody>>();
     expectTypeOf<CreateRefundParams>().toEqualTypeOf<z.input<typeof refundPaymentBody>>();
     expectTypeOf<CreateAccountParams>().toEqualTypeOf<z.input<typeof createAccountBody>>();
+    expectTypeOf<CreateTopupParams>().toEqualTypeOf<z.input<typeof createTopupBody>>();
   });
 });
