@@ -131,6 +131,23 @@ function contamination(cpu: Record<string, number>): { foreign_cores: number; co
   return { foreign_cores: foreign, contaminated: foreign > FOREIGN_CORES_MAX };
 }
 
+/**
+ * CPU microseconds per payment of each process group while the load ran: less sensitive to a busy
+ * machine than throughput, and what says where the time goes. `ours` leaves out `other` (foreign).
+ */
+function perPayment(cpu: Record<string, number>, paymentsPerS: number): Record<string, number> {
+  if (paymentsPerS <= 0) return {};
+  const out: Record<string, number> = {};
+  let ours = 0;
+  for (const [k, cores] of Object.entries(cpu)) {
+    if (k === 'machine' || k === 'other') continue;
+    out[k] = Math.round((cores * 1e6) / paymentsPerS);
+    ours += out[k];
+  }
+  out.ours = ours;
+  return out;
+}
+
 async function stopAll(procs: Proc[]): Promise<void> {
   await Promise.all(procs.map((p) => p.stop()));
 }
@@ -152,6 +169,7 @@ async function runCeiling(env: NodeJS.ProcessEnv): Promise<void> {
     const cpu = cpuBetween(cpu0, cpuSnapshot({ ceiling: proc.pid }));
     const line = resultLine('ceiling', 'node:http parse + 202', r, { cpu_cores: cpu, busy_before: busyBefore, ...contamination(cpu) });
     line.payments_per_s = round(r.acknowledged / r.seconds);
+    line.cpu_us_per_payment = perPayment(cpu, line.payments_per_s);
     lines.set('ceiling', line);
     emit(line);
   } finally {
@@ -182,6 +200,7 @@ async function runNaive(env: NodeJS.ProcessEnv, databaseUrl: string, pool: pg.Po
       busy_before: busyBefore, ...contamination(cpu),
     });
     line.payments_per_s = round(r.acknowledged / r.seconds);
+    line.cpu_us_per_payment = perPayment(cpu, line.payments_per_s);
     lines.set(scenario, line);
     emit(line);
     runs.push({ ledger, merchants });
@@ -233,6 +252,7 @@ async function runPeakpay(
     settle_after_load_s: settledAtMs === null ? null : round(settledAtMs / 1000 - r.seconds, 2), cpu_cores_during_load: cpu, busy_before: busyBefore, ...contamination(cpu), ...extra,
   });
   line.payments_per_s = settledAtMs === null ? 0 : round(acked / (settledAtMs / 1000));
+  line.cpu_us_per_payment = perPayment(cpu, r.acknowledged / r.seconds);
   lines.set(scenario, line);
   emit(line);
   await waitIdle(p);
