@@ -8,6 +8,8 @@ import type { ChannelSettings } from '../../engine/channels/settings.ts';
 import { channelSettingsSchema } from '../../engine/channels/settings.ts';
 import { startAlipaySandbox } from '../../engine/channels/alipay/index.ts';
 import { startWechatPaySandbox } from '../../engine/channels/wechat_pay/index.ts';
+import { startStripeSandbox } from '../../engine/channels/stripe/index.ts';
+import { convert } from '../../engine/channels/fx.ts';
 import type { SandboxKit } from '../../engine/channels/sandbox-kit.ts';
 import type { Payment } from '../../engine/protocol/payment.ts';
 import { startHarness, type Harness } from '../harness.ts';
@@ -24,18 +26,26 @@ async function freePort(): Promise<number> {
 let h: Harness;
 let wechat: { kit: SandboxKit };
 let alipay: { kit: SandboxKit };
+let stripe: { kit: SandboxKit };
+const FX = { base: 'CNY', as_of: '2026-11-28T00:00:00+08:00', rates: { USD: '0.1380' } };
 let m: { id: string; secret: string };
 
 beforeAll(async () => {
-  const [wx, ali, port] = await Promise.all([startWechatPaySandbox(), startAlipaySandbox(), freePort()]);
+  const port = await freePort();
+  const [wx, ali, st] = await Promise.all([
+    startWechatPaySandbox(), startAlipaySandbox(), startStripeSandbox({ webhookUrl: `http://127.0.0.1:${port}/v1/notify/stripe` }),
+  ]);
   wechat = wx;
   alipay = ali;
+  stripe = st;
   const settings: ChannelSettings = channelSettingsSchema.parse({
     public_url: `http://127.0.0.1:${port}`,
     channels: {
       wechat_pay: { config: wx.config, fee_bps: 60, request_timeout_ms: 1_000 },
       alipay: { config: ali.config, fee_bps: 55 },
+      stripe: { config: st.config, fee_bps: 340, currency: 'USD' },
     },
+    fx: FX,
     routes: { default: { '*': [{ channel: 'wechat_pay', weight: 100 }, { channel: 'alipay', weight: 0 }] } },
     query_after_ms: 1_000,
     query_every_ms: 500,
@@ -50,6 +60,7 @@ afterAll(async () => {
   await h?.stop();
   await wechat?.kit.close();
   await alipay?.kit.close();
+  await stripe?.kit.close();
 });
 
 const create = (body: Record<string, unknown>) =>
@@ -90,6 +101,22 @@ describe('channel payments', () => {
     expect((await getPayment(p.id)).version).toBe(paid.version);
     const after = await h.ingress.ctx.pool.query('SELECT count(*)::int AS n FROM postings');
     expect(after.rows[0].n).toBe(before.rows[0].n);
+  });
+
+  it('cross-border: Stripe charges the buyer in USD at the table rate; the ledger books CNY with the rate and the fee', async () => {
+    const res = await create({ method: 'stripe', amount: 10_000 });
+    expect(res.statusCode).toBe(201);
+    const p = res.json() as Payment;
+    expect(p).toMatchObject({ status: 'pending', channel: 'stripe', next_action: { type: 'redirect' } });
+    const usd = convert(10_000, 'CNY', 'USD', FX);
+    expect(usd.amount).toBe(1380); // 100.00 CNY × 0.1380 = 13.80 USD
+    const order = stripe.kit.book.get(p.id);
+    expect(order).toMatchObject({ amount: 1380, currency: 'usd' }); // Stripe's wire spells currencies in lower case
+    await stripe.kit.book.pay(p.id);
+    const row = await waitFor('settlement row', () => settledRow(p.id));
+    // 3.4% of 100.00 CNY = 340 fen.
+    expect(row).toMatchObject({ channel: 'stripe', amount: 10_000, currency: 'CNY', channel_amount: 1380, channel_currency: 'USD', fx_rate: usd.rate, fee: 340 });
+    expect((await getPayment(p.id)).status).toBe('succeeded');
   });
 
   it('a top-up credits the wallet when the channel reports it paid', async () => {

@@ -105,7 +105,8 @@ async function snapshot() {
     const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix()}:*`, 'COUNT', 1000);
     cursor = next;
     for (const key of keys) {
-      if (key.includes(':idem:') || key.includes(':nonce:')) continue;
+      // Ingress bookkeeping, not money state: idempotency records, nonces, rate-limit buckets.
+      if (key.includes(':idem:') || key.includes(':nonce:') || /:rl(:|$)/.test(key)) continue;
       if (key.includes(':op:')) {
         const [value, pttl] = await Promise.all([redis.getBuffer(key), redis.pttl(key)]);
         if (value) ops.set(key, { result: normalizeOp(unpackRaw(value)), expiresAtMs: Date.now() + pttl });

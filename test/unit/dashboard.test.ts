@@ -26,7 +26,7 @@ function metricNamesIn(expr: string): string[] {
 }
 
 // Every label value comes from a bounded set: none of these may carry an id.
-const ALLOWED_LABELS = new Set(['method', 'route', 'status', 'code', 'type', 'result', 'shard', 'reason', 'script', 'channel', 'operation', 'from', 'to', 'kind']);
+const ALLOWED_LABELS = new Set(['method', 'route', 'status', 'code', 'type', 'result', 'shard', 'reason', 'script', 'channel', 'operation', 'from', 'to', 'kind', 'limit']);
 
 describe('Grafana dashboard', () => {
   const d = loadDashboard();
