@@ -42,7 +42,7 @@ beforeAll(async () => {
     public_url: `http://127.0.0.1:${port}`,
     channels: {
       wechat_pay: { config: wx.config, fee_bps: 60, request_timeout_ms: 1_000 },
-      alipay: { config: ali.config, fee_bps: 55 },
+      alipay: { config: ali.config, fee_bps: 55, request_timeout_ms: 5_000 },
       stripe: { config: st.config, fee_bps: 340, currency: 'USD' },
     },
     fx: FX,
@@ -181,7 +181,7 @@ describe('channel payments', () => {
     }
     const failed = results.filter((p) => p.status !== 'pending');
     expect(failed.length / results.length).toBeLessThan(0.01);
-    expect(results.every((p) => p.channel === 'alipay')).toBe(true);
+    expect(results.filter((p) => p.channel !== 'alipay').map((p) => [p.id, p.channel, p.status])).toEqual([]);
     const metrics = await h.engine?.metrics.registry.getSingleMetricAsString('peakpay_channel_failovers_total');
     expect(metrics).toMatch(/from="wechat_pay",to="alipay"} [1-9]/);
 
