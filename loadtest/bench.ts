@@ -22,7 +22,7 @@
 //
 // Options: --duration S (20, per scenario) --scenarios a,b (all) --connections N (128) --rate R (2000,
 // fixed) --merchants M (1000) --wallets W (2 per merchant) --hot-wallets H (1000) --spike-normal R
-// (300/s) --spike-factor F (10) --naive-workers N (2) --naive-pool N (16 per worker) --settle-timeout
+// (auto: 15% of uniform) --spike-factor F (10) --naive-workers N (2) --naive-pool N (16 per worker) --settle-timeout
 // S (120) --quiet-wait S (20: wait for a quiet machine before each scenario) --database NAME
 // (peakpay_bench, dropped and recreated) --profile DIR (V8 CPU profiles of engine and ingress).
 import { randomBytes } from 'node:crypto';
@@ -52,7 +52,7 @@ const { values } = parseArgs({
     merchants: { type: 'string', default: '1000' },
     wallets: { type: 'string', default: '2' },
     'hot-wallets': { type: 'string', default: '1000' },
-    'spike-normal': { type: 'string', default: '300' },
+    'spike-normal': { type: 'string', default: 'auto' },
     'spike-factor': { type: 'string', default: '10' },
     'naive-workers': { type: 'string', default: '2' },
     'naive-pool': { type: 'string', default: '16' },
@@ -68,7 +68,15 @@ const RATE = Number(values.rate);
 const MERCHANTS = Number(values.merchants);
 const WALLETS = Number(values.wallets);
 const HOT_WALLETS = Number(values['hot-wallets']);
-const SPIKE_NORMAL = Number(values['spike-normal']);
+/**
+ * Normal traffic of the spike scenario. `auto`: 15% of the uniform saturation rate measured in the
+ * same run (so the 10× midnight is 1.5× what the machine can settle: the excess must queue), else 100.
+ */
+const spikeNormal = () => {
+  if (values['spike-normal'] !== 'auto') return Number(values['spike-normal']);
+  const uniform = lines.get('uniform')?.payments_per_s;
+  return uniform ? Math.max(20, Math.round(uniform * 0.15)) : 100;
+};
 const SPIKE_FACTOR = Number(values['spike-factor']);
 const SETTLE_TIMEOUT_MS = Number(values['settle-timeout']) * 1000;
 /** Wallet float: far more than a run can spend, so no payment is refused for funds. */
@@ -259,6 +267,7 @@ async function runPeakpay(
 }
 
 async function runSpike(p: Peakpay, ledger: Ledger): Promise<void> {
+  const SPIKE_NORMAL = spikeNormal();
   const stages = rehearsalStages(SPIKE_NORMAL, SPIKE_FACTOR, { warmS: 10, rampS: 2, spikeS: Math.max(10, Math.round(DURATION_S / 2)), afterS: 20 });
   const spikeEnd = spikeEndS(stages);
   const warmEnd = stages[0]?.durationS ?? 0;
@@ -379,7 +388,10 @@ try {
         }
         if (s === 'spike') await runSpike(p, ledger);
       }
-      say('ledger check …');
+      // Quiesce before the check: stop the ingress first (after an overload it may still be working
+      // through requests whose clients gave up long ago), then let engine and settlement drain.
+      say('ledger check: stopping the ingress, draining …');
+      await p.procs.find((x) => x.name === 'ingress')?.stop();
       await waitIdle(p);
       peakpayReport = checkLedger({
         acknowledged: ledger.acknowledged, unacknowledged: ledger.unacknowledged,

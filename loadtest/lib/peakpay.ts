@@ -184,13 +184,25 @@ export async function settledCount(p: Peakpay): Promise<number> {
 
 /** The ledger of record (Postgres) and the decision store (Redis), for checkLedger(). */
 export async function readPeakpayLedger(p: Peakpay, merchants: readonly BenchMerchant[]): Promise<Observed> {
-  const captures = await p.pool.query<{ merchant_id: string; out_trade_no: string; n: number; amount: string }>(
+  // One snapshot for both reads, so that a batch committed in between cannot make them disagree.
+  const client = await p.pool.connect();
+  try {
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    return await readLedgerIn(client, p, merchants);
+  } finally {
+    await client.query('COMMIT').catch(() => undefined);
+    client.release();
+  }
+}
+
+async function readLedgerIn(db: pg.PoolClient, p: Peakpay, merchants: readonly BenchMerchant[]): Promise<Observed> {
+  const captures = await db.query<{ merchant_id: string; out_trade_no: string; n: number; amount: string }>(
     `SELECT py.merchant_id, py.out_trade_no, count(*)::int AS n, sum(po.amount)::text AS amount
      FROM postings po JOIN events e ON e.id = po.event_id JOIN payments py ON py.id = e.payment_id
      WHERE po.kind = 'capture' AND po.ledger_account = 'merchant:settlement'
      GROUP BY 1, 2`,
   );
-  const balances = await p.pool.query<{ merchant_id: string; ledger_account: string; balance: string }>(
+  const balances = await db.query<{ merchant_id: string; ledger_account: string; balance: string }>(
     `SELECT merchant_id, ledger_account, balance::text FROM ledger_balances
      WHERE ledger_account = 'merchant:settlement' OR ledger_account LIKE 'wallet:%:available'`,
   );
