@@ -110,21 +110,25 @@ export function openApiDocument() {
       },
       '/v1/payments/{id}/refunds': {
         post: {
-          summary: 'Refund a succeeded payment, in full or in part, back to the buyer\'s wallet',
+          summary: 'Refund a succeeded payment, in full or in part, back to the buyer\'s wallet or through its channel',
           description:
             'Any number of refunds per payment while their sum stays within amount_captured; one that would exceed it, or a '
             + 'payment that is not succeeded, → 409 payment.invalid_transition and nothing changes. A wallet (method balance) '
             + 'refund is decided at once: 201 with status succeeded, the wallet\'s available balance credited, the payment\'s '
             + 'amount_refunded increased. The payment keeps status succeeded even when refunded in full (amount_refunded = '
-            + 'amount_captured). Idempotent like every POST: the same Idempotency-Key and body is the same refund (the refund '
+            + 'amount_captured). A channel payment (WeChat Pay, Alipay …) is refunded through its channel: the amount is reserved '
+            + 'at once (amount_refunded) and the refund is pending until the channel decides; 201 with status succeeded or failed '
+            + 'when it does within the deadline, else 202 with status pending (a failed refund gives its amount back to '
+            + 'amount_refunded). A payment converted into its channel\'s currency (cross-border) is refunded in full, in one '
+            + 'refund; a top-up is not refunded through its channel. Idempotent like every POST: the same Idempotency-Key and body is the same refund (the refund '
             + 'id is derived from them), replayed byte for byte. amount is bounded by what is left to refund, not by the '
             + 'per-payment maximum. Another merchant\'s payment is 404. On 202 (not decided within the deadline) poll '
             + 'GET /v1/refunds/{id}: it reads 404 refund.not_found until the refund exists, and stays so if it was refused. '
-            + 'Webhook: refund.succeeded.',
+            + 'Webhooks: refund.succeeded, refund.failed.',
           parameters: [idParam, idempotencyKey], requestBody: { required: true, ...json(refundPaymentBody) },
           responses: {
-            201: refundResponse('Refunded: status succeeded'),
-            202: refundResponse('Not decided within the deadline: status processing; poll Location'),
+            201: refundResponse('Decided: status succeeded, or failed when the channel refused it'),
+            202: refundResponse('Not decided within the deadline: status pending (at the channel) or processing; poll Location'),
             ...errorsFor(...POST_ERRORS, 'payment.not_found', 'payment.invalid_transition'),
           },
         },

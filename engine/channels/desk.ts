@@ -8,11 +8,12 @@ import type { Logger } from 'pino';
 import type { ChannelMetrics } from '../metrics.ts';
 import type { Currency } from '../protocol/money.ts';
 import type { CommandOf } from '../protocol/commands.ts';
-import type { RawPayment } from '../redis/store.ts';
+import type { RawPayment, RawRefund } from '../redis/store.ts';
 import { convert } from './fx.ts';
 import { candidatesFor, feeBpsFor, routeFor, type ChannelSettings } from './settings.ts';
 import {
-  ChannelError, isChannelError, type ChannelAdapter, type ChannelName, type ChannelOrderRequest, type ChannelOrderState, type Scene,
+  ChannelError, isChannelError, type ChannelAdapter, type ChannelName, type ChannelOrderRequest, type ChannelOrderState, type ChannelRefundRequest,
+  type ChannelRefundState, type Scene,
 } from './types.ts';
 
 export type OpenResult = CommandOf<'payment.channel_open'>['result'];
@@ -115,6 +116,36 @@ export class ChannelDesk {
     return this.call(channel, 'close', () => this.adapter(channel).closeOrder(p.id, p.channel_order_id || null));
   }
 
+  /**
+   * Asks the payment's channel to refund (part of) it: new, or the same refund again (the refund
+   * id is the channel's out_refund_no, which every channel treats as one refund however often it
+   * is sent). The amount is the refund's, or for a payment converted into the channel's currency
+   * (refunded in full only, see paymentRefund-4.lua) what the buyer paid there.
+   */
+  refund(p: RawPayment, r: RawRefund): Promise<ChannelRefundState> {
+    const channel = this.channelOf(p);
+    return this.call(channel, 'refund', () => this.adapter(channel).refund(this.refundRequest(p, r, channel)));
+  }
+
+  /** The refund request for a refund of a channel payment (pure, for tests too). */
+  refundRequest(p: RawPayment, r: RawRefund, channel: ChannelName): ChannelRefundRequest {
+    if (r.payment_id !== p.id) throw new Error(`assertion: refund ${r.id} is not of payment ${p.id}`);
+    return {
+      out_trade_no: p.id,
+      out_refund_no: r.id,
+      amount: channelRefundAmount(p, r),
+      total_amount: p.channel_amount,
+      currency: p.channel_currency,
+      ...(r.reason !== '' && { reason: r.reason }),
+      notify_url: this.notifyUrl(channel),
+      channel_order_id: p.channel_order_id || null,
+    };
+  }
+
+  private notifyUrl(channel: ChannelName): string {
+    return `${this.settings.public_url.replace(/\/$/, '')}/v1/notify/${channel}`;
+  }
+
   private channelOf(p: RawPayment): ChannelName {
     if (!this.has(p.channel)) throw new ChannelError('wechat_pay', 'rejected', `payment ${p.id} is on unconfigured channel ${p.channel || '(none)'}`);
     return p.channel;
@@ -130,7 +161,7 @@ export class ChannelDesk {
       subject: p.subject === '' ? `Order ${p.out_trade_no}` : p.subject,
       scene: p.scene as Scene,
       client_ip: ip,
-      notify_url: `${this.settings.public_url.replace(/\/$/, '')}/v1/notify/${channel}`,
+      notify_url: this.notifyUrl(channel),
       expires_at_ms: p.hold_expires_at_ms,
     };
   }
@@ -172,6 +203,17 @@ export class ChannelDesk {
   shutdown(): void {
     for (const b of this.breakers.values()) b.shutdown();
   }
+}
+
+/**
+ * What a refund takes back at the channel, in the channel's currency: the refund's own amount, or
+ * for a converted payment the whole channel amount (paymentRefund-4.lua allows only a refund of
+ * everything captured there, so no rate is applied twice and nothing is rounded).
+ */
+export function channelRefundAmount(p: Pick<RawPayment, 'fx_rate' | 'channel_amount' | 'amount_captured'>, r: Pick<RawRefund, 'amount'>): number {
+  if (p.fx_rate === '') return r.amount;
+  if (r.amount !== p.amount_captured) throw new Error('assertion: a part refund of a converted payment');
+  return p.channel_amount;
 }
 
 const truncate = (s: string, n: number) => (s.length <= n ? s : `${s.slice(0, n - 1)}…`);

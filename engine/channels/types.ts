@@ -61,6 +61,8 @@ export type ChannelRefundRequest = {
   currency: string;
   reason?: string;
   notify_url: string;
+  /** What createOrder returned for the payment, for channels that need it to find the paid order (PayPal, UnionPay). */
+  channel_order_id?: string | null;
 };
 
 export type ChannelRefundStatus = 'pending' | 'succeeded' | 'failed';

@@ -9,7 +9,8 @@
 // A refund moves captured money back: merchant:settlement → wallet:<account_id>:available.
 // Channel payments: channel:<name>:clearing (what the channel collected for us; negative, a
 // source like adjustments) → merchant:settlement, or → the wallet for a top-up; the channel's fee
-// moves merchant:settlement → channel:<name>:fees.
+// moves merchant:settlement → channel:<name>:fees. A refund through the channel moves the money
+// back the way it came: merchant:settlement → channel:<name>:clearing (the fee is not given back).
 import type { Currency } from '../protocol/money.ts';
 import { assertMinorUnits } from '../protocol/money.ts';
 import type { Posting } from '../protocol/events.ts';
@@ -69,6 +70,10 @@ export function postingsFor(accountId: string | null, currency: Currency, effect
       case 'fee':
         p('fee', MERCHANT_SETTLEMENT, -amount);
         p('fee', channelFees(via()), amount);
+        break;
+      case 'channel_refund':
+        p('channel_refund', MERCHANT_SETTLEMENT, -amount);
+        p('channel_refund', channelClearing(via()), amount);
         break;
       default: {
         const never: never = kind;

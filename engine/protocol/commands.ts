@@ -95,6 +95,27 @@ export const paymentChannelNotifySchema = z.strictObject({
   wallet_id: safeIdSchema.nullable(),
 });
 
+/**
+ * Engine-internal: what a channel answered about a pending refund of a channel payment: the answer
+ * to our refund call (source refund), to asking again (source query), or a verified refund
+ * callback (source callback). One cmd_id per refund (refundResultCmdId), whatever the source, so
+ * the first answer decides and every later one is a duplicate or a replay. amount: what the
+ * channel says it refunded, in its own currency, or null when it does not state the single
+ * refund's amount (Alipay's callbacks carry the trade's running total).
+ */
+export const refundChannelResultSchema = z.strictObject({
+  ...base,
+  type: z.literal('refund.channel_result'),
+  payment_id: safeIdSchema,
+  refund_id: safeIdSchema,
+  channel: channelNameSchema,
+  source: z.enum(['refund', 'query', 'callback']),
+  status: z.enum(['succeeded', 'failed']),
+  amount: amountSchema.nullable(),
+  currency: currencySchema,
+  channel_refund_id: z.string().min(1).max(128).nullable(),
+});
+
 export const paymentCaptureSchema = z.strictObject({
   ...base,
   type: z.literal('payment.capture'),
@@ -123,7 +144,8 @@ export const paymentVerifySchema = z.strictObject({
 });
 
 /**
- * Refund (part of) a succeeded payment back to the buyer's wallet. refund_id names the refund (the
+ * Refund (part of) a succeeded payment: back to the buyer's wallet, or through the payment's
+ * channel (pending until the channel answers: refund.channel_result). refund_id names the refund (the
  * ingress derives it like payment_id); the op id (cmd_id) makes a redelivery a replay, and a refund
  * id seen before is reported as it is, without a second effect.
  */
@@ -186,6 +208,7 @@ export const commandSchema = z.discriminatedUnion('type', [
   paymentRefundSchema,
   paymentChannelOpenSchema,
   paymentChannelNotifySchema,
+  refundChannelResultSchema,
   riskConfigureSchema,
   riskBlacklistSchema,
   accountCreateSchema,

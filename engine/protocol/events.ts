@@ -22,12 +22,15 @@ export const EVENT_TYPES = [
   'risk.configured',
   'risk.blacklist_changed',
   'refund.succeeded',
+  // Refunds of channel payments: recorded and reserved (pending), then decided by the channel.
+  'refund.pending',
+  'refund.failed',
 ] as const;
 export const eventTypeSchema = z.enum(EVENT_TYPES);
 export type EventType = z.infer<typeof eventTypeSchema>;
 
-/** Ledger accounts: wallet:<account_id>:available|held, merchant:settlement, merchant:adjustments. */
-export const POSTING_KINDS = ['hold', 'release', 'capture', 'adjustment', 'refund', 'channel_capture', 'topup', 'fee'] as const;
+/** Ledger accounts: wallet:<account_id>:available|held, merchant:settlement, merchant:adjustments, channel:<name>:clearing|fees. */
+export const POSTING_KINDS = ['hold', 'release', 'capture', 'adjustment', 'refund', 'channel_capture', 'topup', 'fee', 'channel_refund'] as const;
 export const postingSchema = z.object({
   kind: z.enum(POSTING_KINDS),
   ledger_account: z.string().min(1).max(160),
@@ -72,8 +75,10 @@ export const eventSchema = z.object({
   payment_record: paymentRecordSchema.nullable().optional(),
   /** risk.configured / risk.blacklist_changed: what changed (no postings: no money moves). */
   risk: riskChangeSchema.optional(),
-  /** refund.succeeded: the refund (`payment` is the payment after it, amount_refunded included). */
+  /** refund.*: the refund (`payment` is the payment after it, amount_refunded included). */
   refund: refundSchema.optional(),
+  /** refund.succeeded / refund.failed of a channel refund: the channel's id of the refund, when it gave one. */
+  channel_refund_id: z.string().max(128).nullable().optional(),
   /** payment.succeeded of a channel payment: what the channel settled, the fee and any conversion. */
   settlement: z
     .object({

@@ -188,16 +188,21 @@ export const paymentsRebuilder: Rebuilder = {
   },
 };
 
-/** Refund hashes from `refunds`: every field paymentRefund-3.lua writes (created_at keeps its milliseconds). */
+/**
+ * Refund hashes from `refunds`: every field paymentRefund-4.lua writes (created_at keeps its
+ * milliseconds; a channel refund's account_id is ''). Pending channel refunds go back into the
+ * watch set too, due at once: the engine asks their channel again (the same refund id is the same
+ * refund there).
+ */
 export const refundsRebuilder: Rebuilder = {
   name: 'refunds',
-  owns: ['refund:'],
+  owns: ['refund:', 'chan:refunds'],
   async rebuild(ctx) {
     let written = 0;
     let after = '';
     for (;;) {
       const page = await ctx.pool.query<{
-        id: string; payment_id: string; account_id: string; amount: number; currency: string; status: string; reason: string | null; created_at_ms: string;
+        id: string; payment_id: string; account_id: string | null; amount: number; currency: string; status: string; reason: string | null; created_at_ms: string;
       }>(
         `SELECT id, payment_id, account_id, amount, currency, status, reason,
                 round(extract(epoch FROM created_at) * 1000)::text AS created_at_ms
@@ -207,10 +212,13 @@ export const refundsRebuilder: Rebuilder = {
       if (page.rows.length === 0) break;
       for (const r of page.rows) {
         const fields = {
-          id: r.id, merchant_id: ctx.merchantId, payment_id: r.payment_id, account_id: r.account_id, amount: r.amount,
+          id: r.id, merchant_id: ctx.merchantId, payment_id: r.payment_id, account_id: r.account_id ?? '', amount: r.amount,
           currency: r.currency, status: r.status, reason: r.reason ?? '', created_at_ms: safeInt(`created_at of refund ${r.id}`, r.created_at_ms),
         };
-        await ctx.batch.add((p) => p.hset(ctx.keys.refund(r.id), fields));
+        await ctx.batch.add((p) => {
+          p.hset(ctx.keys.refund(r.id), fields);
+          return r.status === 'pending' ? p.zadd(ctx.keys.channelRefunds, ctx.nowMs, r.id) : p;
+        });
         written++;
       }
       after = (page.rows[page.rows.length - 1] as { id: string }).id;

@@ -48,11 +48,17 @@ export type OpResult = {
   events: EventType[];
 };
 
-/** The refund hash paymentRefund-3.lua wrote, from its refund.succeeded event (every field is in the event). */
+/**
+ * The refund hash paymentRefund-4.lua (or refundChannelResult-4.lua) left, from its refund.* event
+ * (every field is in the event). A wallet refund names the payment's account; a channel refund none ('').
+ */
 export function refundRecordOf(e: EngineEvent): RawRefund | null {
   if (!e.refund) return null;
-  const accountId = e.payment_record?.account_id ?? e.payment?.account_id;
-  if (typeof accountId !== 'string' || accountId === '') throw new RebuildError(`event ${e.id}: a refund without its payment's account`);
+  const channel = e.payment_record?.channel ?? e.payment?.channel ?? 'balance';
+  const accountId = channel === 'balance' ? e.payment_record?.account_id ?? e.payment?.account_id : '';
+  if (typeof accountId !== 'string' || (channel === 'balance' && accountId === '')) {
+    throw new RebuildError(`event ${e.id}: a refund without its payment's account`);
+  }
   return {
     id: e.refund.id, merchant_id: e.merchant_id, payment_id: e.refund.payment_id, account_id: accountId, amount: e.refund.amount,
     currency: e.refund.currency, status: e.refund.status, reason: e.refund.reason ?? '', created_at_ms: Date.parse(e.refund.created_at),
@@ -68,6 +74,7 @@ const EFFECT_OF_POSTING: Record<Posting['kind'], Effect[0]> = {
   channel_capture: 'channel_capture',
   topup: 'topup',
   fee: 'fee',
+  channel_refund: 'channel_refund',
 };
 
 /** The event's index n in its id evt_<cmd_id>_<n> (see eventId() in shards/outcome.ts). */

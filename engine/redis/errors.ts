@@ -14,6 +14,7 @@ export enum ScriptCode {
   RefundExceedsCaptured = -11,
   ChannelMismatch = -12,
   LatePayment = -13,
+  RefundNotConvertible = -14,
   RiskBlacklistFull = -20,
 }
 
@@ -31,6 +32,10 @@ export const SCRIPT_ERROR_CODE: Record<Exclude<ScriptCode, ScriptCode.Ok>, { cod
   [ScriptCode.RefundExceedsCaptured]: { code: 'payment.invalid_transition', message: 'the refunds would exceed the captured amount' },
   [ScriptCode.ChannelMismatch]: { code: 'channel.notification_mismatch', message: 'the channel, amount or currency differ from the channel order' },
   [ScriptCode.LatePayment]: { code: 'channel.late_payment', message: 'the buyer paid at the channel after the payment was closed' },
+  [ScriptCode.RefundNotConvertible]: {
+    code: 'payment.invalid_transition',
+    message: 'a payment converted into its channel\'s currency (cross-border) is refunded in full, in one refund',
+  },
   [ScriptCode.RiskBlacklistFull]: { code: 'risk.blacklist_full', message: 'the merchant blacklist holds the most entries allowed' },
 };
 

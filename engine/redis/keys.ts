@@ -21,12 +21,14 @@ export function merchantKeys(prefix: string, merchantId: string) {
     accountPrefix: `${base}acct:`,
     /** Hash: the payment record (see includes/payment.lua for the fields). */
     payment: (paymentId: string) => (assertSafe('paymentId', paymentId), `${base}pay:${paymentId}`),
-    /** Hash: a refund (id, payment_id, account_id, amount, currency, status, reason, created_at_ms); no TTL. */
+    /** Hash: a refund (id, payment_id, account_id ('' for a channel refund), amount, currency, status, reason, created_at_ms); no TTL. */
     refund: (refundId: string) => (assertSafe('refundId', refundId), `${base}refund:${refundId}`),
     /** String: out_trade_no → payment id; no TTL (unique per merchant for ever). */
     outTradeNo: (outTradeNo: string) => `${base}otn:${outTradeNo}`,
     /** Sorted set: payment id of each pending channel payment, scored by when to look at it next (ms): 补单. */
     channelWatch: `${base}chan:watch`,
+    /** Sorted set: refund id of each pending refund of a channel payment, scored by when to ask the channel again (ms). */
+    channelRefunds: `${base}chan:refunds`,
     /** Sorted set: payment id of each open hold, scored by its deadline (ms). */
     holdsExpiring: `${base}holds:exp`,
     /** String: the stored first result of an op (command) id, msgpack; TTL = op retention. */

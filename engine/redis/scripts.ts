@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
 
 /** Bump when any script's contract (KEYS, ARGV or result) changes. */
-export const SCRIPTS_VERSION = 3;
+export const SCRIPTS_VERSION = 4;
 
 const LUA_DIR = join(dirname(fileURLToPath(import.meta.url)), 'lua');
 const INCLUDE = /^--@include "([^"]+)"\s*$/m;
@@ -20,6 +20,7 @@ export type ScriptName =
   | 'paymentExpire'
   | 'paymentVerify'
   | 'paymentRefund'
+  | 'refundChannelResult'
   | 'riskConfigure'
   | 'riskBlacklist'
   | 'accountCreate'

@@ -17,7 +17,7 @@ import {
   blacklistChangeSchema, effectiveFromLua, luaRiskSettingsSchema, settingsToFields, type RiskChange,
 } from '../risk/settings.ts';
 
-export const EFFECT_KINDS = ['hold', 'release', 'capture', 'credit', 'refund', 'channel_capture', 'topup', 'fee'] as const;
+export const EFFECT_KINDS = ['hold', 'release', 'capture', 'credit', 'refund', 'channel_capture', 'topup', 'fee', 'channel_refund'] as const;
 const effectSchema = z.tuple([z.enum(EFFECT_KINDS), z.number().int().positive()]);
 export type Effect = z.infer<typeof effectSchema>;
 
@@ -65,7 +65,10 @@ export const NO_CHANNEL_FIELDS = {
   fee_bps: 0, fee: 0, channel_trade_no: '',
 } as const satisfies Partial<RawPayment>;
 
-/** The refund hash as paymentRefund-3.lua keeps it (pp:{m}:refund:<refund_id>). */
+/**
+ * The refund hash as paymentRefund-4.lua keeps it (pp:{m}:refund:<refund_id>); refundChannelResult-4.lua
+ * changes only the status of a channel refund (account_id '': no wallet is involved).
+ */
 export const rawRefundSchema = z.object({
   id: z.string(),
   merchant_id: z.string(),
@@ -101,7 +104,7 @@ export type ScriptResult = {
   code: ScriptCode;
   payment: RawPayment | null;
   account: AccountSnapshot | null;
-  /** paymentRefund: the refund it made, or the one its refund id already named. */
+  /** paymentRefund: the refund it made, or the one its refund id already named; refundChannelResult: the refund after it. */
   refund?: RawRefund;
   effects: Effect[];
   events: EventType[];
@@ -249,11 +252,20 @@ export class MoneyStore {
     return this.run('paymentExpire', [k.payment(cmd.payment_id), k.holdsExpiring, k.op(cmd.cmd_id), this.opTtlS, nowMs, k.accountPrefix]);
   }
 
-  refundPayment(cmd: CommandOf<'payment.refund'>, nowMs: number): Promise<ScriptResult> {
+  /** channelRefundWatchMs: for a refund of a channel payment, when the watcher first asks the channel again. */
+  refundPayment(cmd: CommandOf<'payment.refund'>, nowMs: number, channelRefundWatchMs = 0): Promise<ScriptResult> {
     const k = this.keys(cmd.merchant_id);
     return this.run('paymentRefund', [
-      k.payment(cmd.payment_id), k.refund(cmd.refund_id), k.op(cmd.cmd_id),
-      this.opTtlS, nowMs, cmd.refund_id, cmd.amount, cmd.reason ?? '', k.accountPrefix,
+      k.payment(cmd.payment_id), k.refund(cmd.refund_id), k.op(cmd.cmd_id), k.channelRefunds,
+      this.opTtlS, nowMs, cmd.refund_id, cmd.amount, cmd.reason ?? '', k.accountPrefix, nowMs + channelRefundWatchMs,
+    ]);
+  }
+
+  refundChannelResult(cmd: CommandOf<'refund.channel_result'>, nowMs: number): Promise<ScriptResult> {
+    const k = this.keys(cmd.merchant_id);
+    return this.run('refundChannelResult', [
+      k.payment(cmd.payment_id), k.refund(cmd.refund_id), k.op(cmd.cmd_id), k.channelRefunds,
+      this.opTtlS, nowMs, cmd.channel, cmd.status, cmd.amount ?? '', cmd.currency, cmd.refund_id,
     ]);
   }
 

@@ -8,7 +8,7 @@ import { riskOutcomeOf } from '../risk/outcome.ts';
 export type ApplyOptions = {
   /** Channel payments are refused (payment.method_unavailable) when the engine has no channels. */
   channelsEnabled: boolean;
-  /** When the watcher (补单) first looks at a new channel payment. */
+  /** When the watcher (补单) first looks at a new channel payment, or asks the channel again about a new channel refund. */
   channelWatchMs: number;
 };
 
@@ -36,7 +36,9 @@ export function applyCommand(store: MoneyStore, cmd: Command, nowMs: number, opt
     case 'payment.verify':
       return store.verifyPayment(cmd, nowMs).then((r) => outcomeOf(cmd, r, nowMs));
     case 'payment.refund':
-      return store.refundPayment(cmd, nowMs).then((r) => outcomeOf(cmd, r, nowMs));
+      return store.refundPayment(cmd, nowMs, opts.channelWatchMs).then((r) => outcomeOf(cmd, r, nowMs));
+    case 'refund.channel_result':
+      return store.refundChannelResult(cmd, nowMs).then((r) => outcomeOf(cmd, r, nowMs));
     case 'risk.configure':
       return store.configureRisk(cmd, nowMs).then((r) => riskOutcomeOf(cmd, r, nowMs));
     case 'risk.blacklist':

@@ -31,8 +31,10 @@ function accountIdOf(cmd: Command, result: ScriptResult): string | null {
   return result.payment?.account_id || result.account?.account_id || null;
 }
 
-function memoOf(cmd: Command): string | null {
+function memoOf(cmd: Command, result: ScriptResult): string | null {
   if (cmd.type === 'payment.refund') return cmd.reason ?? null;
+  // A channel refund's postings are written when the channel answers: they carry the refund's reason too.
+  if (cmd.type === 'refund.channel_result') return result.refund?.reason || null;
   return cmd.type === 'account.credit' ? cmd.reason : null;
 }
 
@@ -77,12 +79,13 @@ export function outcomeOf(cmd: Command, result: ScriptResult, nowMs: number): Ou
     payment,
     account: result.account,
     postings: i === last ? postings : [],
-    memo: memoOf(cmd),
+    memo: memoOf(cmd, result),
     result_code: result.code,
     cmd_events: result.events.length,
     payment_record: result.paymentRecord ?? result.payment,
     ...(refund && { refund }),
     ...(settlement && i === last && { settlement }),
+    ...(cmd.type === 'refund.channel_result' && refund && { channel_refund_id: cmd.channel_refund_id }),
   }));
 
   if (result.code === ScriptCode.Ok) {

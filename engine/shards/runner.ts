@@ -306,8 +306,9 @@ export class ShardRunner {
   private complete(e: Envelope, o: Outcome): void {
     const replyTo = e.m.headers?.get(REPLY_HEADER) || null;
     // A new channel payment is answered once its channel order is open (with its QR code or
-    // redirect): the open publishes payment.channel_open carrying this reply subject.
-    const later = this.channels && o.payment ? this.channels.after(e.cmd, o.payment, replyTo) === 'reply_later' : false;
+    // redirect): the open publishes payment.channel_open carrying this reply subject. A new channel
+    // refund is answered once the channel decides it, or pending after a short wait (ChannelWork).
+    const later = this.channels ? this.channels.after(e.cmd, o, replyTo) === 'reply_later' : false;
     if (replyTo && !later) this.d.nc.publish(replyTo, encode(o.reply));
     if (e.key > 0) e.m.ack();
     this.unacked.delete(e.key);

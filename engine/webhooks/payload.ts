@@ -4,7 +4,8 @@
 //   payment.* events: data = the Payment after the command that emitted the event (API.md's Payment).
 //     A command that emits two events (an automatic capture: payment.authorized then
 //     payment.succeeded) shows the same, final Payment in both.
-//   refund.succeeded: data = the Refund (it names its payment_id), as GET /v1/refunds/{id} shows it.
+//   refund.succeeded / refund.failed: data = the Refund (it names its payment_id), as GET /v1/refunds/{id}
+//     shows it. refund.failed: a channel refused a refund of a channel payment (nothing was refunded).
 // The id is the event's id (evt_<cmd_id>_<n>): the same at every attempt and every resend, so a
 // merchant deduplicates on it.
 import { z } from 'zod';
@@ -16,7 +17,7 @@ import { safeIdSchema } from '../protocol/ids.ts';
 /** Event types that become webhooks: every payment and refund transition. */
 export const WEBHOOK_EVENT_TYPES = [
   'payment.authorized', 'payment.succeeded', 'payment.failed', 'payment.canceled', 'payment.expired',
-  'payment.requires_action', 'refund.succeeded',
+  'payment.requires_action', 'refund.succeeded', 'refund.failed',
 ] as const satisfies readonly EventType[];
 export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
 const webhookTypes: ReadonlySet<string> = new Set(WEBHOOK_EVENT_TYPES);
@@ -63,7 +64,7 @@ export function webhookOf(event: EngineEvent): { id: string; type: WebhookEventT
   if (!webhookTypes.has(event.type)) return null;
   const url = event.payment_record?.notify_url;
   if (typeof url !== 'string' || url === '') return null;
-  const data = event.type === 'refund.succeeded' ? event.refund : event.payment;
+  const data = event.type.startsWith('refund.') ? event.refund : event.payment;
   if (!data) return null;
   const body = JSON.stringify({ id: event.id, type: event.type, created_at: new Date(event.ts_ms).toISOString(), data });
   return { id: event.id, type: event.type as WebhookEventType, url, body };

@@ -1,17 +1,18 @@
 // /v1/notify/{channel}: callbacks from the payment channels. No merchant auth: the channel's own
 // signature, verified by its adapter over the raw bytes within its time window, is the
-// authentication. A verified callback becomes a payment.channel_notify command whose id is derived
-// from the channel's notification id, so a re-sent callback is a no-op; the engine cross-checks
-// channel, amount and currency against the order. Anything else changes nothing, is counted
+// authentication. A verified payment callback becomes a payment.channel_notify command whose id is
+// derived from the channel's notification id, so a re-sent callback is a no-op; a refund callback
+// becomes refund.channel_result, one command id per refund. The engine cross-checks channel,
+// amount and currency against the order (or refund). Anything else changes nothing, is counted
 // (peakpay_channel_notify_total) and is answered in the channel's failure format so a real
 // channel retries, and a forger learns nothing.
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { isEngineUnavailableError } from '../../engine/client/index.ts';
 import { isChannelError, isChannelNotifyError, type ChannelAdapter, type ChannelName, type ChannelNotification, type NotifyAnswer } from '../../engine/channels/types.ts';
-import { PROTOCOL_VERSION, paymentChannelNotifySchema, type CommandOf } from '../../engine/protocol/commands.ts';
+import { PROTOCOL_VERSION, paymentChannelNotifySchema, refundChannelResultSchema, type Command, type CommandOf } from '../../engine/protocol/commands.ts';
 import { SAFE_ID } from '../../engine/protocol/ids.ts';
 import type { Currency } from '../../engine/protocol/money.ts';
-import { channelIndexKey, notifyCmdId } from '../../engine/shards/channel-work.ts';
+import { channelIndexKey, notifyCmdId, refundResultCmdId } from '../../engine/shards/channel-work.ts';
 import type { IngressContext } from '../context.ts';
 import { ApiError } from '../errors.ts';
 
@@ -52,24 +53,43 @@ export function notifyRoutes(app: FastifyInstance, ctx: IngressContext): void {
   });
 }
 
+/**
+ * Channels whose refund callbacks state the trade's running total rather than the single refund's
+ * amount (Alipay's refund_fee): the engine cannot cross-check the amount of those.
+ */
+const REFUND_NOTIFY_AMOUNT_IS_RUNNING_TOTAL: ReadonlySet<ChannelName> = new Set(['alipay']);
+
 async function apply(ctx: IngressContext, adapter: ChannelAdapter, n: ChannelNotification): Promise<{ ok: boolean; result: NotifyResult }> {
-  // Refunds through channels are not issued by this version: a verified refund callback is
-  // acknowledged (so the channel stops re-sending) and changes nothing.
-  if (n.kind === 'refund') return { ok: true, result: 'unsupported_event' };
-  // "Still waiting for the buyer" changes nothing either.
+  // "Still waiting for the buyer" (or for the refund) changes nothing.
   if (n.status === 'pending') return { ok: true, result: 'accepted' };
   if (!SAFE_ID.test(n.out_trade_no)) return { ok: false, result: 'unknown_order' };
   const index = await ctx.redis.get(channelIndexKey(ctx.names.redisPrefix, n.out_trade_no));
   if (!index) return { ok: false, result: 'unknown_order' };
   const { m, w } = JSON.parse(index) as { m: string; w: string | null };
-  const cmd: CommandOf<'payment.channel_notify'> = {
-    v: PROTOCOL_VERSION, type: 'payment.channel_notify', cmd_id: notifyCmdId(adapter.name, n.notification_id), merchant_id: m,
-    ts_ms: Date.now(), payment_id: n.out_trade_no, channel: adapter.name, source: 'callback',
-    notification_id: n.notification_id.slice(0, 256), status: n.status, amount: n.amount, currency: n.currency as Currency,
-    channel_trade_no: n.channel_trade_no?.slice(0, 128) ?? null, wallet_id: w,
-  };
-  // A notification that cannot be a command (unknown currency, zero amount …) matches no order of ours.
-  if (!paymentChannelNotifySchema.safeParse(cmd).success) return { ok: false, result: 'mismatch' };
+  let cmd: Command;
+  if (n.kind === 'refund') {
+    // A refund of ours (its id is the channel's out_refund_no): one command id per refund, so
+    // whichever answer reaches the engine first (this callback, or the answer to our own call) decides.
+    if (!SAFE_ID.test(n.out_refund_no)) return { ok: false, result: 'unknown_order' };
+    const refundCmd: CommandOf<'refund.channel_result'> = {
+      v: PROTOCOL_VERSION, type: 'refund.channel_result', cmd_id: refundResultCmdId(m, n.out_refund_no), merchant_id: m,
+      ts_ms: Date.now(), payment_id: n.out_trade_no, refund_id: n.out_refund_no, channel: adapter.name, source: 'callback',
+      status: n.status, amount: REFUND_NOTIFY_AMOUNT_IS_RUNNING_TOTAL.has(adapter.name) ? null : n.amount, currency: n.currency as Currency,
+      channel_refund_id: null,
+    };
+    if (!refundChannelResultSchema.safeParse(refundCmd).success) return { ok: false, result: 'mismatch' };
+    cmd = refundCmd;
+  } else {
+    const notifyCmd: CommandOf<'payment.channel_notify'> = {
+      v: PROTOCOL_VERSION, type: 'payment.channel_notify', cmd_id: notifyCmdId(adapter.name, n.notification_id), merchant_id: m,
+      ts_ms: Date.now(), payment_id: n.out_trade_no, channel: adapter.name, source: 'callback',
+      notification_id: n.notification_id.slice(0, 256), status: n.status, amount: n.amount, currency: n.currency as Currency,
+      channel_trade_no: n.channel_trade_no?.slice(0, 128) ?? null, wallet_id: w,
+    };
+    // A notification that cannot be a command (unknown currency, zero amount …) matches no order of ours.
+    if (!paymentChannelNotifySchema.safeParse(notifyCmd).success) return { ok: false, result: 'mismatch' };
+    cmd = notifyCmd;
+  }
   let sent;
   try {
     sent = await ctx.client.send(cmd, ctx.config.ingressDeadlineMs, { returnDuplicate: true });
@@ -86,6 +106,10 @@ async function apply(ctx: IngressContext, adapter: ChannelAdapter, n: ChannelNot
     // A re-sent notification (same id: replayed op) or another one about a payment already in that
     // state (the script changed nothing, so the payment was last updated before this command).
     const unchanged = r.replayed || (r.payment !== null && r.payment !== undefined && Date.parse(r.payment.updated_at) < cmd.ts_ms);
+    if (n.kind === 'refund' && r.refund && r.refund.status !== n.status) {
+      // The first answer decided the refund; the channel now says otherwise: for an operator.
+      ctx.log.error({ channel: adapter.name, refund_id: n.out_refund_no, merchant_id: m, ours: r.refund.status, channel_says: n.status }, 'the channel contradicts a decided refund');
+    }
     return { ok: true, result: unchanged ? 'duplicate' : 'accepted' };
   }
   switch (r.code) {

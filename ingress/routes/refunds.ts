@@ -1,6 +1,9 @@
 // Refunds: POST /v1/payments/{id}/refunds (one engine command, payment.refund) and
 // GET /v1/refunds/{id}. The sum of a payment's refunds never exceeds what was captured: the engine
-// decides that in the same Redis call that credits the wallet (paymentRefund-3.lua).
+// decides that in the same Redis call that credits the wallet, or, for a channel payment, that
+// reserves the amount while the channel refunds it (paymentRefund-4.lua). A channel refund is
+// answered once the channel decided it (201, succeeded or failed) when that happens within the
+// deadline, else 202 with status pending (or processing when the engine has not recorded it yet).
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Command } from '../../engine/protocol/commands.ts';
 import { PROTOCOL_VERSION } from '../../engine/protocol/commands.ts';
@@ -54,7 +57,7 @@ export function refundRoutes(app: FastifyInstance, ctx: IngressContext): void {
       if (sent.kind !== 'reply') {
         ctx.metrics.engineTimeouts.inc();
         const done = await findRefund(ctx, merchant.id, refundId);
-        if (done) return jsonResult(201, done, { location: refundLocation(refundId) });
+        if (done) return jsonResult(done.status === 'pending' ? 202 : 201, done, { location: refundLocation(refundId) });
         const payment = await findPayment(ctx, merchant.id, paymentId);
         if (!payment) throw new ApiError('engine.unavailable', 'the engine did not answer in time');
         const processing: Refund = {
@@ -66,7 +69,8 @@ export function refundRoutes(app: FastifyInstance, ctx: IngressContext): void {
       const r = sent.reply;
       if (r.ok) {
         if (!r.refund) throw new Error('assertion: payment.refund replied without a refund');
-        return jsonResult(201, r.refund, { location: refundLocation(r.refund.id) });
+        // Pending: the channel has not decided yet; the client polls Location or waits for the webhook.
+        return jsonResult(r.refund.status === 'pending' ? 202 : 201, r.refund, { location: refundLocation(r.refund.id) });
       }
       const code = isErrorCode(r.code) ? r.code : 'internal';
       if (code === 'internal') req.log.error({ engine_code: r.code }, 'unmapped engine error code');

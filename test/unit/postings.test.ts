@@ -1,13 +1,21 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { isBalanced, postingsFor } from '../../engine/ledger/postings.ts';
-import type { Effect } from '../../engine/redis/store.ts';
+import { EFFECT_KINDS, type Effect } from '../../engine/redis/store.ts';
 
-const effect = fc.tuple(fc.constantFrom('hold', 'release', 'capture', 'credit', 'refund'), fc.integer({ min: 1, max: 1e12 })) as fc.Arbitrary<Effect>;
+const effect = fc.tuple(fc.constantFrom(...EFFECT_KINDS), fc.integer({ min: 1, max: 1e12 })) as fc.Arbitrary<Effect>;
 
 describe('ledger postings', () => {
   it('balance to zero for any sequence of effects', () => {
-    fc.assert(fc.property(fc.array(effect, { maxLength: 8 }), (effects) => isBalanced(postingsFor('acc', 'CNY', effects))));
+    fc.assert(fc.property(fc.array(effect, { maxLength: 8 }), (effects) => isBalanced(postingsFor('acc', 'CNY', effects, 'wechat_pay'))));
+  });
+
+  it('moves a channel refund from the merchant back to the channel it came through', () => {
+    expect(postingsFor(null, 'CNY', [['channel_refund', 25]], 'alipay')).toEqual([
+      { kind: 'channel_refund', ledger_account: 'merchant:settlement', amount: -25, currency: 'CNY' },
+      { kind: 'channel_refund', ledger_account: 'channel:alipay:clearing', amount: 25, currency: 'CNY' },
+    ]);
+    expect(() => postingsFor(null, 'CNY', [['channel_refund', 25]], null)).toThrow(/without a channel/);
   });
 
   it('moves a hold from available to held, and a capture from held to the merchant', () => {

@@ -1,27 +1,42 @@
 --[[
-  Refund (part of) a succeeded wallet payment back to the buyer's wallet: available += amount,
-  the account's refunded += amount, the payment's amount_refunded += amount. Any number of
-  refunds, while together they stay within what was captured (amount_refunded + amount <=
-  amount_captured); one that would exceed it changes nothing. The payment stays `succeeded`, also
-  when refunded in full (amount_refunded = amount_captured says so; API.md has no other status).
-  Each refund is a record of its own under its refund id, kept without TTL so that it can be read
-  back. A refund id seen before (its op record expired, or lost with a Redis rebuild) is reported
-  as it is, with no second effect. The daily risk total is not given back: a refund is the
-  merchant's decision after the fact (docs/RISK.md).
+  Refund (part of) a succeeded payment. Any number of refunds, while together they stay within
+  what was captured (amount_refunded + amount <= amount_captured); one that would exceed it changes
+  nothing. The payment stays `succeeded`, also when refunded in full (amount_refunded =
+  amount_captured says so; API.md has no other status). Each refund is a record of its own under
+  its refund id, kept without TTL so that it can be read back. A refund id seen before (its op
+  record expired, or lost with a Redis rebuild) is reported as it is, with no second effect. The
+  daily risk total is not given back: a refund is the merchant's decision after the fact
+  (docs/RISK.md).
+
+  Wallet (balance) payment: decided here. available += amount, the account's refunded += amount,
+  the payment's amount_refunded += amount; the refund is `succeeded` (event refund.succeeded).
+
+  Channel payment: the money goes back through the channel, which answers later
+  (engine/shards/channel-work.ts asks it; refundChannelResult-4.lua books its answer). Here the
+  refund is recorded `pending` and reserved at once (amount_refunded += amount), so refunds in
+  flight can never add up to more than was captured; no money moves yet (event refund.pending).
+  The refund id joins the merchant's watch set of channel refunds, scored by when to ask the
+  channel again. Refused (invalid transition): a top-up (its money is in a wallet now), and a part
+  refund of a payment converted at its channel (cross-border): only the whole captured amount, in
+  one refund, maps exactly onto what the buyer paid in the channel's currency.
 
   Input:
     KEYS[1] payment hash   pp:{m}:pay:<payment_id>
     KEYS[2] refund hash    pp:{m}:refund:<refund_id>
     KEYS[3] op record      pp:{m}:op:<cmd_id>
+    KEYS[4] channel refunds watch set   pp:{m}:chan:refunds
     ARGV[1] op TTL (s)   ARGV[2] now (ms)   ARGV[3] refund id   ARGV[4] amount (minor units, > 0)
     ARGV[5] reason ('' = none)   ARGV[6] account key prefix (pp:{m}:acct:) — same hash tag
+    ARGV[7] channel refunds: when the watcher first asks the channel again (ms)
 
   Output: {replayed, msgpack{code, payment?, account?, refund?, effects, events}}
-    code   0  refunded (or the refund id already names a refund of this payment: that refund, no effect)
+    code   0  refunded or reserved (or the refund id already names a refund of this payment: that
+              refund, no effect)
           -4  payment not found
-          -5  the payment is not succeeded, is not a wallet payment, or the refund id names a
-              refund of another payment (invalid transition; nothing changed)
+          -5  the payment is not succeeded, is a top-up, or the refund id names a refund of
+              another payment (invalid transition; nothing changed)
           -11 the refunds would exceed the captured amount (nothing changed)
+          -14 a part refund of a converted (cross-border) channel payment (nothing changed)
 ]]
 --@include "includes/common.lua"
 
@@ -47,12 +62,35 @@ end
 if not pay then
   return opStore(KEYS[3], ARGV[1], { code = -4, effects = {}, events = {} })
 end
--- Only wallet payments move money back here; a channel refund goes through its channel.
-if pay.status ~= 'succeeded' or pay.channel ~= 'balance' then
+local isChannel = pay.channel ~= 'balance'
+if pay.status ~= 'succeeded' or (isChannel and (pay.channel == '' or pay.kind == 'topup')) then
   return opStore(KEYS[3], ARGV[1], { code = -5, payment = pay, effects = {}, events = {} })
 end
 if pay.amount_refunded + amount > pay.amount_captured then
   return opStore(KEYS[3], ARGV[1], { code = -11, payment = pay, effects = {}, events = {} })
+end
+if isChannel and pay.fx_rate ~= nil and pay.fx_rate ~= '' and (amount ~= pay.amount_captured or pay.amount_refunded ~= 0) then
+  return opStore(KEYS[3], ARGV[1], { code = -14, payment = pay, effects = {}, events = {} })
+end
+
+local function writeRefund(refund)
+  local flat = {}
+  for k, v in pairs(refund) do
+    flat[#flat + 1] = k
+    flat[#flat + 1] = v
+  end
+  redis.call('HSET', KEYS[2], unpack(flat))
+end
+
+if isChannel then
+  local refund = {
+    id = ARGV[3], merchant_id = pay.merchant_id, payment_id = pay.id, account_id = '',
+    amount = amount, currency = pay.currency, status = 'pending', reason = ARGV[5], created_at_ms = nowMs,
+  }
+  writeRefund(refund)
+  touchPayment(KEYS[1], pay, nowMs, { amount_refunded = pay.amount_refunded + amount })
+  redis.call('ZADD', KEYS[4], tonumber(ARGV[7]), ARGV[3])
+  return opStore(KEYS[3], ARGV[1], { code = 0, payment = pay, refund = refund, effects = {}, events = { 'refund.pending' } })
 end
 
 local acctKey = ARGV[6] .. pay.account_id
@@ -67,12 +105,7 @@ local refund = {
   id = ARGV[3], merchant_id = pay.merchant_id, payment_id = pay.id, account_id = pay.account_id,
   amount = amount, currency = pay.currency, status = 'succeeded', reason = ARGV[5], created_at_ms = nowMs,
 }
-local flat = {}
-for k, v in pairs(refund) do
-  flat[#flat + 1] = k
-  flat[#flat + 1] = v
-end
-redis.call('HSET', KEYS[2], unpack(flat))
+writeRefund(refund)
 touchPayment(KEYS[1], pay, nowMs, { amount_refunded = pay.amount_refunded + amount })
 
 return opStore(KEYS[3], ARGV[1], {
