@@ -11,6 +11,8 @@ import { ScriptCode } from '../../engine/redis/errors.ts';
 import type { MoneyStore } from '../../engine/redis/store.ts';
 import { outcomeOf } from '../../engine/shards/outcome.ts';
 import { refundResultCmdId } from '../../engine/shards/channel-work.ts';
+import { unpackRaw } from '../../engine/protocol/codec.ts';
+import { opResultOf } from '../../engine/rebuild/records.ts';
 import { freshStore, M, opId, redisClient } from './redis-fixture.ts';
 
 const NOW = 1_764_300_000_000;
@@ -65,7 +67,7 @@ const result = (
   currency: opts.currency ?? 'CNY', channel_refund_id: 'wxr_1',
 });
 
-const watched = async () => redis.zrange(store.keys(M).channelRefunds, 0, -1, 'WITHSCORES');
+const watched = async () => redis.zrange(store.keys(M).channelRefunds, '0', '-1', 'WITHSCORES');
 const payment = async (id: string) => store.readPayment(M, id);
 
 describe('channel refunds', () => {
@@ -183,6 +185,27 @@ describe('channel refunds', () => {
     expect(await watched()).toEqual([]);
   });
 
+  it('leaves events from which a Redis rebuild re-creates each op record and refund exactly', async () => {
+    await paidAtChannel('p1', 3000);
+    const list = (v: unknown) => (v && typeof v === 'object' && !Array.isArray(v) ? Object.values(v) : v);
+    const stored = async (cmdId: string) => {
+      const raw = unpackRaw((await redis.getBuffer(store.keys(M).op(cmdId))) as Buffer) as Record<string, unknown>;
+      return { ...raw, effects: list(raw.effects), events: list(raw.events) };
+    };
+    for (const status of ['succeeded', 'failed'] as const) {
+      const make = refund('p1', 1000, `re_${status}`);
+      const made = outcomeOf(make, await store.refundPayment(make, NOW + 10, WATCH_MS), NOW + 10);
+      const decide = result('p1', `re_${status}`, status, { amount: 1000 });
+      const decision = outcomeOf(decide, await store.refundChannelResult(decide, NOW + 20), NOW + 20);
+      for (const [cmd, o] of [[make, made], [decide, decision]] as const) {
+        const rebuilt = opResultOf(o.events);
+        expect(rebuilt.exact).toBe(true);
+        expect(rebuilt.result).toEqual(await stored(cmd.cmd_id));
+      }
+      expect(opResultOf(decision.events).result.refund).toEqual(await store.readRefund(M, `re_${status}`));
+    }
+  });
+
   it('keeps amount_refunded = the sum of pending and succeeded refunds, within what was captured, whatever the order of answers', async () => {
     await fc.assert(
       fc.asyncProperty(
@@ -209,7 +232,7 @@ describe('channel refunds', () => {
           expect(p?.amount_refunded).toBe(live);
           expect(live).toBeLessThanOrEqual(3000);
           const pending = refunds.filter((r) => r?.status === 'pending').map((r) => r?.id).sort();
-          expect((await redis.zrange(store.keys(M).channelRefunds, 0, -1)).sort()).toEqual(pending);
+          expect((await redis.zrange(store.keys(M).channelRefunds, '0', '-1')).sort()).toEqual(pending);
         },
       ),
       { numRuns: 40 },
