@@ -322,6 +322,36 @@ export const opsRebuilder: Rebuilder = {
   },
 };
 
+/**
+ * The channel watch set (补单): every pending channel payment, due at once, so the shard's next
+ * owner asks its channel about it (or opens its order, when it had none) after a Redis loss.
+ */
+export const channelWatchRebuilder: Rebuilder = {
+  name: 'channel_watch',
+  owns: ['chan:watch'],
+  async rebuild(ctx) {
+    let written = 0;
+    let after = '';
+    for (;;) {
+      const page = await ctx.pool.query<{ id: string }>(
+        `SELECT id FROM payments WHERE merchant_id = $1 AND method <> 'balance' AND (status = 'pending' OR id = ANY($2::text[])) AND id > $3
+         ORDER BY id LIMIT $4`,
+        [ctx.merchantId, ctx.incomplete.paymentIds, after, PAGE_ROWS],
+      );
+      if (page.rows.length === 0) break;
+      const records = await paymentRecords(ctx, page.rows.map((p) => p.id));
+      for (const record of records.values()) {
+        if (record.status !== 'pending' || record.method === 'balance') continue;
+        await ctx.batch.add((p) => p.zadd(ctx.keys.channelWatch, ctx.nowMs, record.id as string));
+        written++;
+      }
+      after = (page.rows[page.rows.length - 1] as { id: string }).id;
+      if (page.rows.length < PAGE_ROWS) break;
+    }
+    return written;
+  },
+};
+
 const SHARD_MERCHANTS = /^[^:]+:\{shard-\d+\}:merchants$/;
 
 /** The shard's merchant set the engine loads open holds from when it takes a shard (shards/holds.ts). */
@@ -343,6 +373,7 @@ export const REBUILDERS: readonly Rebuilder[] = [
   accountsRebuilder,
   paymentsRebuilder,
   refundsRebuilder,
+  channelWatchRebuilder,
   holdsRebuilder,
   opsRebuilder,
   shardMerchantsRebuilder,

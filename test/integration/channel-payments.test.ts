@@ -13,6 +13,8 @@ import { convert } from '../../engine/channels/fx.ts';
 import type { SandboxKit } from '../../engine/channels/sandbox-kit.ts';
 import type { Payment } from '../../engine/protocol/payment.ts';
 import { startHarness, type Harness } from '../harness.ts';
+import { connectNats } from '../../engine/infra.ts';
+import { rebuildRedis } from '../../engine/rebuild/index.ts';
 import { testConfig, uniqueId, waitFor } from '../helpers.ts';
 
 async function freePort(): Promise<number> {
@@ -191,5 +193,25 @@ describe('channel payments', () => {
       return p.channel === 'wechat_pay' ? p : null;
     }, 20_000);
     expect(back.status).toBe('pending');
+  });
+
+  // Last: it stops the engine. A Redis loss must not lose track of orders waiting for the buyer.
+  it('a Redis rebuild puts pending channel payments back on the watch list (补单 after a Redis loss)', async () => {
+    const p = (await create({})).json() as Payment;
+    expect(p.status).toBe('pending');
+    await waitFor('pending in the ledger', async () =>
+      (await h.ingress.ctx.pool.query('SELECT 1 FROM payments WHERE id = $1 AND channel IS NOT NULL', [p.id])).rowCount ? true : null);
+    await h.engine?.stop();
+    const redis = h.ingress.ctx.redis;
+    const watch = h.ingress.ctx.store.keys(m.id).channelWatch;
+    await redis.del(watch);
+    const nc = await connectNats(h.config, 'rebuild-test');
+    try {
+      await rebuildRedis({ nc, redis, pool: h.ingress.ctx.pool }, { config: h.config, merchantIds: [m.id] });
+    } finally {
+      await nc.close();
+    }
+    expect(await redis.zscore(watch, p.id)).not.toBeNull();
+    expect((await h.ingress.ctx.store.readPayment(m.id, p.id))?.status).toBe('pending');
   });
 });
