@@ -1,5 +1,6 @@
 // Starts the whole pipeline in-process for a test file: engine, settlement consumer and ingress
 // (fastify inject, no port), on the real NATS, Redis and Postgres, in a fresh namespace.
+import { createServer as createNetServer } from 'node:net';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import type { Config } from '../engine/config.ts';
@@ -80,3 +81,24 @@ export async function startHarness(opts: { config?: Config; engine?: EngineOptio
     },
   };
 }
+
+/** A free loopback port (asked of the OS, then released) for a server that must be known in advance. */
+export async function freePort(): Promise<number> {
+  const s = createNetServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+  const port = (s.address() as { port: number }).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+/**
+ * The harness with channels, its ingress listening on a real loopback port so channel sandboxes
+ * can call back: settingsFor gets the public URL (<url>/v1/notify/<channel>) to put in the settings.
+ */
+export async function startChannelHarness(settingsFor: (publicUrl: string) => ChannelSettings, config?: Config): Promise<Harness> {
+  const port = await freePort();
+  const h = await startHarness({ ...(config && { config }), channels: settingsFor(`http://127.0.0.1:${port}`) });
+  await h.app.listen({ host: '127.0.0.1', port });
+  return h;
+}
+

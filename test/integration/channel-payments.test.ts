@@ -2,9 +2,7 @@
 // the buyer pays → the signed callback comes back through /v1/notify/{channel} → the engine books
 // it once → settlement writes it to Postgres with the fee. Routing with failover, 补单 when the
 // callback is lost, expiry and cancel at the channel, top-ups, replayed callbacks.
-import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ChannelSettings } from '../../engine/channels/settings.ts';
 import { channelSettingsSchema } from '../../engine/channels/settings.ts';
 import { startAlipaySandbox } from '../../engine/channels/alipay/index.ts';
 import { startWechatPaySandbox } from '../../engine/channels/wechat_pay/index.ts';
@@ -12,18 +10,10 @@ import { startStripeSandbox } from '../../engine/channels/stripe/index.ts';
 import { convert } from '../../engine/channels/fx.ts';
 import type { SandboxKit } from '../../engine/channels/sandbox-kit.ts';
 import type { Payment } from '../../engine/protocol/payment.ts';
-import { startHarness, type Harness } from '../harness.ts';
+import { startChannelHarness, type Harness } from '../harness.ts';
 import { connectNats } from '../../engine/infra.ts';
 import { rebuildRedis } from '../../engine/rebuild/index.ts';
 import { testConfig, uniqueId, waitFor } from '../helpers.ts';
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 let h: Harness;
 let wechat: { kit: SandboxKit };
@@ -33,28 +23,27 @@ const FX = { base: 'CNY', as_of: '2026-11-28T00:00:00+08:00', rates: { USD: '0.1
 let m: { id: string; secret: string };
 
 beforeAll(async () => {
-  const port = await freePort();
-  const [wx, ali, st] = await Promise.all([
-    startWechatPaySandbox(), startAlipaySandbox(), startStripeSandbox({ webhookUrl: `http://127.0.0.1:${port}/v1/notify/stripe` }),
-  ]);
+  const [wx, ali, st] = await Promise.all([startWechatPaySandbox(), startAlipaySandbox(), startStripeSandbox()]);
   wechat = wx;
   alipay = ali;
   stripe = st;
-  const settings: ChannelSettings = channelSettingsSchema.parse({
-    public_url: `http://127.0.0.1:${port}`,
-    channels: {
-      wechat_pay: { config: wx.config, fee_bps: 60, request_timeout_ms: 1_000 },
-      alipay: { config: ali.config, fee_bps: 55, request_timeout_ms: 5_000 },
-      stripe: { config: st.config, fee_bps: 340, currency: 'USD' },
-    },
-    fx: FX,
-    routes: { default: { '*': [{ channel: 'wechat_pay', weight: 100 }, { channel: 'alipay', weight: 0 }] } },
-    query_after_ms: 1_000,
-    query_every_ms: 500,
-    breaker: { volume_threshold: 3, reset_timeout_ms: 1_500, rolling_window_ms: 5_000 },
-  });
-  h = await startHarness({ config: testConfig({ PEAKPAY_SHARD_COUNT: '2' }), channels: settings });
-  await h.app.listen({ host: '127.0.0.1', port });
+  h = await startChannelHarness((publicUrl) => {
+    // Stripe calls one account-level webhook endpoint, not a per-order notify_url.
+    st.setWebhookUrl(`${publicUrl}/v1/notify/stripe`);
+    return channelSettingsSchema.parse({
+      public_url: publicUrl,
+      channels: {
+        wechat_pay: { config: wx.config, fee_bps: 60, request_timeout_ms: 1_000 },
+        alipay: { config: ali.config, fee_bps: 55, request_timeout_ms: 5_000 },
+        stripe: { config: st.config, fee_bps: 340, currency: 'USD' },
+      },
+      fx: FX,
+      routes: { default: { '*': [{ channel: 'wechat_pay', weight: 100 }, { channel: 'alipay', weight: 0 }] } },
+      query_after_ms: 1_000,
+      query_every_ms: 500,
+      breaker: { volume_threshold: 3, reset_timeout_ms: 1_500, rolling_window_ms: 5_000 },
+    });
+  }, testConfig({ PEAKPAY_SHARD_COUNT: '2' }));
   m = await h.newMerchant();
 }, 120_000);
 

@@ -4,25 +4,15 @@
 // and the channel_refund postings. Partial refunds up to what was captured, a channel in trouble
 // (the refund stays pending and the watcher asks again once it is back), a refund the channel
 // refuses (failed, the reserved amount given back).
-import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ChannelSettings } from '../../engine/channels/settings.ts';
 import { channelSettingsSchema } from '../../engine/channels/settings.ts';
 import { startAlipaySandbox } from '../../engine/channels/alipay/index.ts';
 import { startWechatPaySandbox } from '../../engine/channels/wechat_pay/index.ts';
 import type { SandboxKit } from '../../engine/channels/sandbox-kit.ts';
 import type { Payment } from '../../engine/protocol/payment.ts';
 import type { Refund } from '../../engine/protocol/refund.ts';
-import { startHarness, type Harness } from '../harness.ts';
+import { startChannelHarness, type Harness } from '../harness.ts';
 import { testConfig, uniqueId, waitFor } from '../helpers.ts';
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 let h: Harness;
 let wechat: { kit: SandboxKit };
@@ -30,12 +20,11 @@ let alipay: { kit: SandboxKit };
 let m: { id: string; secret: string };
 
 beforeAll(async () => {
-  const port = await freePort();
   const [wx, ali] = await Promise.all([startWechatPaySandbox(), startAlipaySandbox()]);
   wechat = wx;
   alipay = ali;
-  const settings: ChannelSettings = channelSettingsSchema.parse({
-    public_url: `http://127.0.0.1:${port}`,
+  h = await startChannelHarness((publicUrl) => channelSettingsSchema.parse({
+    public_url: publicUrl,
     channels: {
       wechat_pay: { config: wx.config, fee_bps: 60, request_timeout_ms: 1_000 },
       alipay: { config: ali.config, fee_bps: 55, request_timeout_ms: 5_000 },
@@ -44,9 +33,7 @@ beforeAll(async () => {
     query_after_ms: 1_000,
     query_every_ms: 500,
     breaker: { volume_threshold: 3, reset_timeout_ms: 1_000, rolling_window_ms: 5_000 },
-  });
-  h = await startHarness({ config: testConfig({ PEAKPAY_SHARD_COUNT: '2' }), channels: settings });
-  await h.app.listen({ host: '127.0.0.1', port });
+  }), testConfig({ PEAKPAY_SHARD_COUNT: '2' }));
   m = await h.newMerchant();
 }, 120_000);
 
