@@ -4,7 +4,7 @@
 // summary line with the targets of issue 5 and the ledger check; progress goes to stderr.
 //
 //   npm run bench                                        full run, ~4-5 min
-//   npm run bench -- --duration 5 --scenarios ceiling,naive-hot,uniform,hot      a smoke run, < 60 s
+//   npm run bench -- --duration 5 --scenarios ceiling,naive-hot,uniform,hot --merchants 100 --hot-wallets 100 --quiet-wait 0   < 60 s
 //   npm run bench -- --scenarios uniform --profile /tmp/prof    CPU profiles of engine and ingress
 //
 // Scenarios (all: balance payments, automatic capture, one request per payment, unless said):
@@ -36,7 +36,7 @@ import { cpuBetween, cpuSnapshot, listenOverflows, waitQuiet } from './lib/cpu.t
 import { runLoad, type Iteration, type Load, type RunResult } from './lib/generator.ts';
 import { checkLedger, walletKey, type LedgerReport } from './lib/ledger-check.ts';
 import { automaticPayment, manualPayment, PaymentRequests, roundRobin, type BenchMerchant, type Ledger } from './lib/payments.ts';
-import { commandLag, freshDatabase, readPeakpayLedger, registerMerchants, settledCount, settlementLag, startPeakpay, type Peakpay } from './lib/peakpay.ts';
+import { commandLag, engineIdle, freshDatabase, readPeakpayLedger, registerMerchants, settledCount, settlementLag, startPeakpay, type Peakpay } from './lib/peakpay.ts';
 import { killChildren, listeningPort, spawnTs, type Proc } from './lib/procs.ts';
 import { countNaiveOrders, createNaiveSchema, readNaiveLedger, seedNaive } from './naive/schema.ts';
 
@@ -93,7 +93,8 @@ const chosen = values.scenarios.split(',').map((s) => s.trim()).filter(Boolean);
 for (const s of chosen) if (!(ALL as readonly string[]).includes(s)) throw new Error(`unknown scenario ${s}; known: ${ALL.join(', ')}`);
 const wants = (s: ScenarioName) => chosen.includes(s);
 
-const say = (line: string) => process.stderr.write(`[bench] ${line}\n`);
+const T0_MS = Date.now();
+const say = (line: string) => process.stderr.write(`[bench +${((Date.now() - T0_MS) / 1000).toFixed(1)} s] ${line}\n`);
 const emit = (o: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(o)}\n`);
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const round = (x: number, d = 0) => Math.round(x * 10 ** d) / 10 ** d;
@@ -376,7 +377,7 @@ try {
       const reqs = new PaymentRequests();
       // Warm-up (JIT, connection pools, merchant caches of the ingress): checked by the ledger too.
       await runLoad(p.baseUrl, { kind: 'closed', connections: CONNECTIONS, durationS: 3 }, automaticPayment(reqs, roundRobin(merchants), ledger));
-      await waitIdle(p);
+      await engineIdle(p);
       const closed: Load = { kind: 'closed', connections: CONNECTIONS, durationS: DURATION_S };
       for (const s of peakpayScenarios) {
         if (s === 'uniform') await runPeakpay(p, s, closed, automaticPayment(reqs, roundRobin(uniformMerchants), ledger), ledger, { merchants: MERCHANTS, wallets: MERCHANTS * WALLETS });
@@ -397,8 +398,10 @@ try {
         acknowledged: ledger.acknowledged, unacknowledged: ledger.unacknowledged,
         funding: new Map(merchants.flatMap((m) => m.accounts.map((a) => [walletKey(m.id, a), FUNDING_PER_WALLET] as const))), merchants: merchants.map((m) => m.id),
       }, await readPeakpayLedger(p, merchants));
+      say('ledger checked');
     } finally {
       await p.stop();
+      say('peakpay stopped');
     }
   }
 
