@@ -26,6 +26,9 @@ export const CIRCUIT_STATES = { closed: 0, half_open: 1, open: 2 } as const;
 /** What became of a channel's callback; unsupported_event is ChannelNotifyError's fourth reason. */
 export const CHANNEL_NOTIFY_RESULTS = [
   'accepted', 'duplicate', 'invalid_signature', 'timestamp_out_of_window', 'mismatch', 'unknown_order', 'malformed', 'unsupported_event',
+  // Verified, but the engine did not answer in time (or could not be reached): answered as a
+  // failure so the channel sends it again, which the derived command id makes a no-op.
+  'deferred',
 ] as const;
 export const WEBHOOK_RESULTS = ['delivered', 'retry', 'parked'] as const;
 /** Placeholder kinds until reconciliation exists; its author may change them here. */

@@ -147,7 +147,8 @@ export class ChannelDesk {
   }
 
   private channelOf(p: RawPayment): ChannelName {
-    if (!this.has(p.channel)) throw new ChannelError('wechat_pay', 'rejected', `payment ${p.id} is on unconfigured channel ${p.channel || '(none)'}`);
+    // An operating condition (the channel was removed from the settings while payments were pending): logged by the caller.
+    if (!this.has(p.channel)) throw new Error(`payment ${p.id} is on channel ${p.channel || '(none)'}, which is not configured`);
     return p.channel;
   }
 

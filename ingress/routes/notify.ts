@@ -14,9 +14,10 @@ import { SAFE_ID } from '../../engine/protocol/ids.ts';
 import type { Currency } from '../../engine/protocol/money.ts';
 import { channelIndexKey, notifyCmdId, refundResultCmdId } from '../../engine/shards/channel-work.ts';
 import type { IngressContext } from '../context.ts';
+import type { ChannelNotifyResult } from '../../engine/metrics.ts';
 import { ApiError } from '../errors.ts';
 
-type NotifyResult = 'accepted' | 'duplicate' | 'invalid_signature' | 'timestamp_out_of_window' | 'mismatch' | 'unknown_order' | 'malformed' | 'unsupported_event';
+type NotifyResult = ChannelNotifyResult;
 
 function sendAnswer(reply: FastifyReply, a: NotifyAnswer): FastifyReply {
   return reply.code(a.status).headers(a.headers).send(a.body);
@@ -94,11 +95,11 @@ async function apply(ctx: IngressContext, adapter: ChannelAdapter, n: ChannelNot
   try {
     sent = await ctx.client.send(cmd, ctx.config.ingressDeadlineMs, { returnDuplicate: true });
   } catch (err) {
-    if (isEngineUnavailableError(err)) return { ok: false, result: 'accepted' };
+    if (isEngineUnavailableError(err)) return { ok: false, result: 'deferred' };
     throw err;
   }
   // Not decided in time: the channel re-sends, and the command id makes that a no-op.
-  if (sent.kind === 'timeout') return { ok: false, result: 'accepted' };
+  if (sent.kind === 'timeout') return { ok: false, result: 'deferred' };
   // The same notification id within JetStream's duplicate window: stored once already, a no-op.
   if (sent.kind === 'duplicate') return { ok: true, result: 'duplicate' };
   const r = sent.reply;

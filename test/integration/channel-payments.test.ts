@@ -86,11 +86,11 @@ describe('channel payments', () => {
     // The sandbox encrypts the resource (AEAD_AES_256_GCM), so the callback is found by position.
     const cb = wechat.kit.book.callbacks.slice(sentBefore).find((c) => c.delivered);
     expect(cb).toBeDefined();
-    const before = await h.ingress.ctx.pool.query('SELECT count(*)::int AS n FROM postings');
+    const before = await h.ingress.ctx.pool.query('SELECT count(*)::int AS n FROM postings WHERE merchant_id = $1', [m.id]);
     const replay = await fetch(cb?.url as string, { method: 'POST', headers: cb?.headers, body: cb?.body });
     expect(replay.status).toBeLessThan(500);
     expect((await getPayment(p.id)).version).toBe(paid.version);
-    const after = await h.ingress.ctx.pool.query('SELECT count(*)::int AS n FROM postings');
+    const after = await h.ingress.ctx.pool.query('SELECT count(*)::int AS n FROM postings WHERE merchant_id = $1', [m.id]);
     expect(after.rows[0].n).toBe(before.rows[0].n);
   });
 
