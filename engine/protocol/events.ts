@@ -17,6 +17,8 @@ export const EVENT_TYPES = [
   'payment.canceled',
   'payment.expired',
   'payment.requires_action',
+  /** Paid at the channel after the payment was canceled or expired here: to be refunded at the channel. */
+  'payment.late_paid',
   'account.created',
   'account.credited',
   'risk.configured',

@@ -17,7 +17,7 @@ import { safeIdSchema } from '../protocol/ids.ts';
 /** Event types that become webhooks: every payment and refund transition. */
 export const WEBHOOK_EVENT_TYPES = [
   'payment.authorized', 'payment.succeeded', 'payment.failed', 'payment.canceled', 'payment.expired',
-  'payment.requires_action', 'refund.succeeded', 'refund.failed',
+  'payment.requires_action', 'payment.late_paid', 'refund.succeeded', 'refund.failed',
 ] as const satisfies readonly EventType[];
 export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
 const webhookTypes: ReadonlySet<string> = new Set(WEBHOOK_EVENT_TYPES);

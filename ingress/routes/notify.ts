@@ -120,7 +120,8 @@ async function apply(ctx: IngressContext, adapter: ChannelAdapter, n: ChannelNot
     case 'account.not_found':
       return { ok: false, result: 'unknown_order' };
     case 'channel.late_payment':
-      // Booked nowhere yet: logged for an operator to refund at the channel (docs/CHANNELS.md).
+      // No money booked; recorded on the payment with a payment.late_paid event (ledger, webhook)
+      // for an operator to refund at the channel (docs/CHANNELS.md). Acknowledged: we have it.
       ctx.log.error({ channel: adapter.name, payment_id: n.out_trade_no, merchant_id: m }, 'paid at the channel after the payment was closed: refund it at the channel');
       return { ok: true, result: 'accepted' };
     default:

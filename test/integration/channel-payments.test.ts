@@ -8,7 +8,7 @@ import { startAlipaySandbox } from '../../engine/channels/alipay/index.ts';
 import { startWechatPaySandbox } from '../../engine/channels/wechat_pay/index.ts';
 import { startStripeSandbox } from '../../engine/channels/stripe/index.ts';
 import { convert } from '../../engine/channels/fx.ts';
-import type { SandboxKit } from '../../engine/channels/sandbox-kit.ts';
+import type { SandboxKit, SandboxOrder } from '../../engine/channels/sandbox-kit.ts';
 import type { Payment } from '../../engine/protocol/payment.ts';
 import { startChannelHarness, type Harness } from '../harness.ts';
 import { connectNats } from '../../engine/infra.ts';
@@ -148,6 +148,23 @@ describe('channel payments', () => {
     await waitFor('expired', async () => ((await getPayment(expiring.id)).status === 'expired' ? true : null), 20_000);
     await waitFor('closed at the channel', async () =>
       (wechat.kit.book.get(expiring.id)?.status === 'closed' && wechat.kit.book.get(canceled.id)?.status === 'closed' ? true : null));
+  });
+
+  it('a payment made at the channel after it was canceled here is recorded (payment.late_paid), not booked', async () => {
+    const p = (await create({})).json() as Payment;
+    expect((await h.call(m, 'POST', `/v1/payments/${p.id}/cancel`, {})).json()).toMatchObject({ status: 'canceled' });
+    // The buyer paid just before the close reached the channel: the channel's genuine, signed callback.
+    const order = wechat.kit.book.get(p.id) as SandboxOrder;
+    const cb = await wechat.kit.spec.callback({ ...order, status: 'succeeded', trade_no: 'txnlate1', paid_amount: order.amount, paid_ms: Date.now() }, null);
+    const res = await fetch(cb.url, { method: 'POST', headers: cb.headers, body: cb.body });
+    expect(res.status).toBeLessThan(300); // acknowledged: the record is ours now, the channel need not resend
+    const row = await waitFor('late_paid event', async () =>
+      (await h.ingress.ctx.pool.query<{ body: unknown }>(`SELECT body FROM events WHERE payment_id = $1 AND type = 'payment.late_paid'`, [p.id])).rows[0]);
+    expect(JSON.stringify(row.body)).toContain('txnlate1');
+    const after = await getPayment(p.id);
+    expect(after).toMatchObject({ status: 'canceled', amount_captured: 0 });
+    const postings = await h.ingress.ctx.pool.query(`SELECT 1 FROM postings p JOIN events e ON e.id = p.event_id WHERE e.payment_id = $1`, [p.id]);
+    expect(postings.rowCount).toBe(0);
   });
 
   it('fails over to Alipay while WeChat Pay is down, with < 1% failures, and comes back to WeChat Pay', async () => {

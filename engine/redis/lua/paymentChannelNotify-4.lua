@@ -22,7 +22,9 @@
   Output: {replayed, msgpack{code, payment?, account?, effects, events}}
     code 0 applied (or already so)   -4 payment not found   -1 a top-up without its wallet
         -12 channel, amount or currency differ from the channel order (nothing changed)
-        -13 paid at the channel after the payment was closed here (nothing changed)
+        -13 paid at the channel after the payment was closed here: no money is booked, the payment
+            keeps its status, the late payment is recorded on it (late_channel_trade_no,
+            late_paid_amount) with a payment.late_paid event, so it is never only in a log line
 ]]
 --@include "includes/common.lua"
 --@include "includes/risk.lua"
@@ -48,7 +50,11 @@ if status == 'succeeded' then
     return opStore(KEYS[2], ARGV[1], { code = 0, payment = pay, effects = {}, events = {} })
   end
   if pay.status ~= 'pending' then
-    return opStore(KEYS[2], ARGV[1], { code = -13, payment = pay, effects = {}, events = {} })
+    if (pay.late_channel_trade_no or '') ~= '' then
+      return opStore(KEYS[2], ARGV[1], { code = -13, payment = pay, effects = {}, events = {} })
+    end
+    touchPayment(KEYS[1], pay, nowMs, { late_channel_trade_no = ARGV[7] ~= '' and ARGV[7] or 'unknown', late_paid_amount = tonumber(ARGV[5]) })
+    return opStore(KEYS[2], ARGV[1], { code = -13, payment = pay, effects = {}, events = { 'payment.late_paid' } })
   end
   -- amount * fee_bps stays below 2^53 (amounts are at most 10^12, fee_bps at most 10^4).
   local fee = math.floor((pay.amount * pay.fee_bps + 5000) / 10000)

@@ -8,7 +8,7 @@
 local PAYMENT_NUMERIC = {
   amount = true, amount_captured = true, amount_refunded = true, hold_amount = true,
   hold_expires_at_ms = true, created_at_ms = true, updated_at_ms = true, version = true,
-  risk_day = true, risk_counted = true, channel_amount = true, fee_bps = true, fee = true,
+  risk_day = true, risk_counted = true, channel_amount = true, fee_bps = true, fee = true, late_paid_amount = true,
 }
 
 local function opCached(opKey)
