@@ -27,7 +27,10 @@ export function toPayment(raw: RawPayment): Payment {
     scene: raw.scene,
     subject: raw.subject === '' ? null : raw.subject,
     account_id: raw.account_id === '' ? null : raw.account_id,
-    status: raw.status,
+    // A channel payment whose order is not open yet has nothing for the buyer to do: it reads
+    // processing (as before the engine decided), so a storefront polling for pending always finds
+    // its next_action.
+    status: raw.status === 'pending' && raw.method !== 'balance' && raw.channel === '' ? 'processing' : raw.status,
     failure: raw.failure_code === '' ? null : { code: raw.failure_code, message: raw.failure_message },
     next_action: nextActionOf(raw),
     buyer: jsonOrNull(raw.buyer),

@@ -13,6 +13,8 @@ import { names } from '../protocol/subjects.ts';
 import { ensureSettlementConsumer, ensureStreams } from '../streams.ts';
 import { writeEvents, type StoredEvent } from './writer.ts';
 
+/** A partial batch is written this long after its last message if no other arrives. */
+export const FLUSH_IDLE_MS = 20;
 const BACKOFF_MS_MAX = 5_000;
 
 export async function startSettlement(config: Config, opts: { pool?: pg.Pool; log?: Logger } = {}) {
@@ -42,9 +44,30 @@ export async function startSettlement(config: Config, opts: { pool?: pg.Pool; lo
   let messages: ConsumerMessages | null = null;
   let buffer: JsMsg[] = [];
 
+  // One write at a time: from the loop (batch full, or nothing more pending) or from the idle timer.
+  let writing: Promise<void> = Promise.resolve();
+  let idleTimer: NodeJS.Timeout | null = null;
+  const flushSerial = (): Promise<void> => {
+    if (idleTimer) clearTimeout(idleTimer);
+    idleTimer = null;
+    const next = writing.then(flush);
+    writing = next.catch(() => undefined);
+    return next;
+  };
+
   async function flush(): Promise<void> {
     const msgs = buffer;
     buffer = [];
+    if (msgs.length === 0) return;
+    try {
+      await write(msgs);
+    } catch (err) {
+      for (const m of msgs) m.nak();
+      throw err;
+    }
+  }
+
+  async function write(msgs: JsMsg[]): Promise<void> {
     const batch: StoredEvent[] = [];
     for (const m of msgs) {
       try {
@@ -74,12 +97,22 @@ export async function startSettlement(config: Config, opts: { pool?: pg.Pool; lo
         messages = await consumer.consume({ max_messages: batchMax * 2 });
         for await (const m of messages) {
           buffer.push(m);
-          // Write when a batch is full or nothing more is waiting right now.
-          if (buffer.length >= batchMax || messages.getPending() <= 1) await flush(); // 1 = this message
+          // Write when a batch is full or nothing more is waiting right now. getPending() also
+          // counts messages asked for and not yet delivered, so a partial batch could wait for
+          // the next message — up to the ack wait: the idle timer writes it FLUSH_IDLE_MS after
+          // the last message arrived.
+          if (buffer.length >= batchMax || messages.getPending() <= 1) await flushSerial(); // 1 = this message
+          else {
+            if (idleTimer) clearTimeout(idleTimer);
+            idleTimer = setTimeout(() => {
+              flushSerial().catch((err: unknown) => log.error({ err }, 'settlement batch failed (idle flush); nak and retry'));
+            }, FLUSH_IDLE_MS);
+          }
           backoffMs = 100;
         }
       } catch (err) {
         log.error({ err }, 'settlement batch failed; nak and retry');
+        if (idleTimer) clearTimeout(idleTimer);
         for (const m of buffer) m.nak();
         buffer = [];
         await messages?.close().catch(() => undefined);
@@ -98,8 +131,10 @@ export async function startSettlement(config: Config, opts: { pool?: pg.Pool; lo
       metricsServer?.close();
       backlogSampler.stop();
       stopped = true;
+      if (idleTimer) clearTimeout(idleTimer);
       await messages?.close().catch(() => undefined);
       await running;
+      await writing;
       for (const m of buffer) m.nak();
       await nc.drain().catch(() => undefined);
       if (ownsPool) await pool.end();

@@ -130,7 +130,8 @@ export class ChannelWork {
     }
     const p = o.payment;
     if (!p || p.method === 'balance') return 'reply_now';
-    if (p.status === 'pending') {
+    // 'processing' in the public view: pending here, its channel order not open yet (view.ts).
+    if (p.status === 'pending' || p.status === 'processing') {
       if (!this.watch.has(p.id)) this.watch.add(cmd.merchant_id, p.id, Date.parse(p.created_at) + this.d.desk.settings.query_after_ms);
       if (p.channel === null && (cmd.type === 'payment.create')) {
         this.enqueue({ kind: 'open', merchantId: cmd.merchant_id, paymentId: p.id, replyTo });
