@@ -47,6 +47,8 @@ function privateServer(kind: string, scheme: string, args: (port: number, dir: s
       url: `${scheme}://127.0.0.1:${port}`,
       port,
       async start() {
+        // Running already: a second process could not bind the port, and the first would leak.
+        if (proc && proc.exitCode === null && proc.signalCode === null) return;
         proc = spawn(kind, args(port, dir), { stdio: 'ignore' });
         await waitFor(`private ${kind}`, () => portOpen(port), START_MS_MAX);
       },
