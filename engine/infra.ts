@@ -46,3 +46,25 @@ export function connectRedis(config: Config, name: string): Redis {
 export function pgPool(config: Config, max = 8): pg.Pool {
   return new pg.Pool({ connectionString: config.databaseUrl, max, idleTimeoutMillis: 30_000 });
 }
+
+/** A process's stop must end, even when a server it talks to has gone away. */
+export const PROCESS_STOP_MS_MAX = 20_000;
+
+/** Runs a service as the process's main: SIGINT/SIGTERM stop it once, bounded, then exit. */
+export function stopOnSignals(service: { stop(): Promise<void> }): void {
+  let stopping = false;
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(sig, () => {
+      if (stopping) return;
+      stopping = true;
+      setTimeout(() => process.exit(1), PROCESS_STOP_MS_MAX).unref();
+      service.stop().then(
+        () => process.exit(0),
+        (err: unknown) => {
+          console.error(err);
+          process.exit(1);
+        },
+      );
+    });
+  }
+}
