@@ -94,7 +94,7 @@ export function feeBpsFor(s: ChannelSettings, merchantId: string, channel: Chann
 
 /**
  * The fee on an amount: basis points, rounded half up to the minor unit, in integer arithmetic
- * (the same rule paymentChannelNotify-4.lua applies; both are tested against each other).
+ * (the same rule paymentChannelNotify-4.lua applies; test/lua/channel-fees.test.ts checks both agree).
  */
 export function feeOf(amount: number, feeBps: number): number {
   if (!Number.isSafeInteger(amount) || amount < 0 || !Number.isSafeInteger(feeBps)) throw new Error('assertion: fee of a non-integer');

@@ -56,8 +56,11 @@ if status == 'succeeded' then
     touchPayment(KEYS[1], pay, nowMs, { late_channel_trade_no = ARGV[7] ~= '' and ARGV[7] or 'unknown', late_paid_amount = tonumber(ARGV[5]) })
     return opStore(KEYS[2], ARGV[1], { code = -13, payment = pay, effects = {}, events = { 'payment.late_paid' } })
   end
-  -- amount * fee_bps stays below 2^53 (amounts are at most 10^12, fee_bps at most 10^4).
-  local fee = math.floor((pay.amount * pay.fee_bps + 5000) / 10000)
+  -- Half up of amount × fee_bps / 10,000, exact in doubles: amount × fee_bps can pass 2^53
+  -- (amounts up to 10^12), so split amount = q × 10,000 + r; q × fee_bps and r × fee_bps are small.
+  local q = math.floor(pay.amount / 10000)
+  local r = pay.amount - q * 10000
+  local fee = q * pay.fee_bps + math.floor((r * pay.fee_bps + 5000) / 10000)
   local effects, account = {}, nil
   if pay.kind == 'topup' then
     local wallet = readAccount(KEYS[4])
