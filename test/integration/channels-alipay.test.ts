@@ -8,8 +8,9 @@ import { AlipaySdk } from 'alipay-sdk';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inlineCrypto } from '../../engine/channels/crypto.ts';
 import { shanghaiDay } from '../../engine/channels/sandbox-kit.ts';
-import { type ChannelAdapter, type ChannelNotification, isChannelError } from '../../engine/channels/types.ts';
+import { type ChannelAdapter, type ChannelNotification } from '../../engine/channels/types.ts';
 import { alipaySandboxFee, createAlipayAdapter, startAlipaySandbox, type AlipaySandbox } from '../../engine/channels/alipay/index.ts';
+import { channelError, firstMatching } from '../channel-test-kit.ts';
 
 type Received = { headers: IncomingHttpHeaders; raw: Buffer; verified: ChannelNotification | null; error: unknown };
 
@@ -64,25 +65,7 @@ const orderReq = (amount: number, scene: 'pc' | 'h5' = 'pc') => ({
   return_url: 'https://shop.example/return',
 });
 
-async function waitForNotify(pred: (r: Received) => boolean): Promise<Received> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const r = received.find(pred);
-    if (r) return r;
-    if (Date.now() > deadline) throw new Error('no notification');
-    await new Promise((res) => setTimeout(res, 20));
-  }
-}
-
-async function channelError(p: Promise<unknown>): Promise<{ code: string; channelCode: string | null }> {
-  try {
-    await p;
-  } catch (err) {
-    if (isChannelError(err)) return { code: err.code, channelCode: err.channelCode };
-    throw err;
-  }
-  throw new Error('expected a ChannelError');
-}
+const waitForNotify = (pred: (r: Received) => boolean): Promise<Received> => firstMatching(received, pred, 'notification');
 
 const sdkFor = () =>
   new AlipaySdk({

@@ -7,8 +7,9 @@ import { crc32 } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inlineCrypto } from '../../engine/channels/crypto.ts';
 import { shanghaiDay } from '../../engine/channels/sandbox-kit.ts';
-import { type ChannelNotification, isChannelError, isChannelNotifyError } from '../../engine/channels/types.ts';
+import { type ChannelNotification, isChannelNotifyError } from '../../engine/channels/types.ts';
 import { createPaypalAdapter, paypalSandboxFee, startPaypalSandbox, type PaypalAdapter, type PaypalSandbox } from '../../engine/channels/paypal/index.ts';
+import { channelError, firstMatching } from '../channel-test-kit.ts';
 
 type Received = { headers: IncomingHttpHeaders; raw: Buffer; verified: ChannelNotification | null; error: unknown };
 
@@ -62,25 +63,7 @@ const orderReq = (amount: number, currency = 'USD') => ({
   return_url: 'https://shop.example/return',
 });
 
-async function waitForNotify(pred: (r: Received) => boolean): Promise<Received> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const r = received.find(pred);
-    if (r) return r;
-    if (Date.now() > deadline) throw new Error('no webhook');
-    await new Promise((res) => setTimeout(res, 20));
-  }
-}
-
-async function channelError(p: Promise<unknown>): Promise<{ code: string; channelCode: string | null }> {
-  try {
-    await p;
-  } catch (err) {
-    if (isChannelError(err)) return { code: err.code, channelCode: err.channelCode };
-    throw err;
-  }
-  throw new Error('expected a ChannelError');
-}
+const waitForNotify = (pred: (r: Received) => boolean): Promise<Received> => firstMatching(received, pred, 'webhook');
 
 const eventType = (r: Received) => (JSON.parse(r.raw.toString('utf8')) as { event_type: string }).event_type;
 
