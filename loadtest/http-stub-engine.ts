@@ -7,9 +7,9 @@
 //   PEAKPAY_NAMESPACE=… NATS_URL=… node --import tsx loadtest/http-stub-engine.ts   prints {"ready":true}
 import { connect } from '@nats-io/transport-node';
 import { encode, unpackRaw } from '../engine/protocol/codec.ts';
-import { PROTOCOL_VERSION, type Command } from '../engine/protocol/commands.ts';
+import { PROTOCOL_VERSION, type Command, type CommandBatch } from '../engine/protocol/commands.ts';
 import type { Reply } from '../engine/protocol/events.ts';
-import { REPLY_HEADER } from '../engine/protocol/headers.ts';
+import { BATCH_HEADER, REPLY_HEADER } from '../engine/protocol/headers.ts';
 import type { Payment } from '../engine/protocol/payment.ts';
 
 const namespace = process.env.PEAKPAY_NAMESPACE ?? 'pp';
@@ -34,12 +34,16 @@ nc.subscribe(`${namespace}.cmd.>`, {
     const replyTo = msg.headers?.get(REPLY_HEADER);
     if (!replyTo) return;
     // Trusted input (our own ingress): unpacked without the zod validation the engine does.
-    const cmd = unpackRaw(msg.data) as Command;
-    const reply: Reply = cmd.type === 'payment.create'
-      ? { v: PROTOCOL_VERSION, cmd_id: cmd.cmd_id, ok: true, replayed: false, payment: authorized(cmd), account: null }
-      : { v: PROTOCOL_VERSION, cmd_id: cmd.cmd_id, ok: false, replayed: false, code: 'internal', message: `stub: ${cmd.type} not handled`, payment_id: null };
-    nc.publish(replyTo, encode(reply));
-    answered++;
+    const raw = unpackRaw(msg.data);
+    const batch = msg.headers?.has(BATCH_HEADER) ? (raw as CommandBatch) : null;
+    const cmds = batch ? batch.cmds : [raw as Command];
+    cmds.forEach((cmd, i) => {
+      const reply: Reply = cmd.type === 'payment.create'
+        ? { v: PROTOCOL_VERSION, cmd_id: cmd.cmd_id, ok: true, replayed: false, payment: authorized(cmd), account: null }
+        : { v: PROTOCOL_VERSION, cmd_id: cmd.cmd_id, ok: false, replayed: false, code: 'internal', message: `stub: ${cmd.type} not handled`, payment_id: null };
+      nc.publish(batch ? `${replyTo}.${batch.replies[i]}` : replyTo, encode(reply));
+      answered++;
+    });
   },
 });
 await nc.flush();

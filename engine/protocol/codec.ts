@@ -3,7 +3,7 @@
 // version or shape is a ProtocolError, never a half-understood command.
 import { Packr } from 'msgpackr';
 import type { z } from 'zod';
-import { commandSchema, type Command } from './commands.ts';
+import { commandBatchSchema, commandSchema, type Command } from './commands.ts';
 import { eventBatchSchema, eventSchema, replySchema, type EngineEvent, type EventBatch, type Reply } from './events.ts';
 
 const packr = new Packr({ useRecords: false, int64AsType: 'number', mapsAsObjects: true });
@@ -33,6 +33,19 @@ function decodeWith<S extends z.ZodType>(schema: S, what: string, bytes: Uint8Ar
 }
 
 export const decodeCommand = (bytes: Uint8Array): Command => decodeWith(commandSchema, 'command', bytes);
+
+/** One entry per command of a batch: the command, or why it was refused (its neighbours stand). */
+export type BatchEntry = { reply: string; cmd: Command; error: null } | { reply: string; cmd: null; error: string };
+/** A CommandBatch message: ProtocolError when the envelope itself is unreadable (no command can be answered). */
+export function decodeCommandBatch(bytes: Uint8Array): BatchEntry[] {
+  const batch = decodeWith(commandBatchSchema, 'command batch', bytes);
+  return batch.cmds.map((raw, i) => {
+    const reply = batch.replies[i] as string;
+    const parsed = commandSchema.safeParse(raw);
+    if (parsed.success) return { reply, cmd: parsed.data, error: null };
+    return { reply, cmd: null, error: `command: ${parsed.error.issues.map((x) => `${x.path.join('.')}: ${x.message}`).join('; ')}` };
+  });
+}
 export const decodeEvent = (bytes: Uint8Array): EngineEvent => decodeWith(eventSchema, 'event', bytes);
 export const decodeEventBatch = (bytes: Uint8Array): EventBatch => decodeWith(eventBatchSchema, 'event batch', bytes);
 export const decodeReply = (bytes: Uint8Array): Reply => decodeWith(replySchema, 'reply', bytes);

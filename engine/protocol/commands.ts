@@ -217,3 +217,20 @@ export const commandSchema = z.discriminatedUnion('type', [
 export type Command = z.infer<typeof commandSchema>;
 export type CommandType = Command['type'];
 export type CommandOf<T extends CommandType> = Extract<Command, { type: T }>;
+
+/**
+ * Many commands of one shard in one JetStream message (header `Pp-Batch`): the ingress coalesces
+ * what it publishes to a shard while that shard's previous message waits for its PubAck, so under
+ * load one stored message, one delivery and one ack carry many commands (per-message work is what
+ * the end-to-end profiles are made of, docs/BENCHMARKS.md). Each command is validated on its own:
+ * one bad command is refused, its neighbours are applied. `replies[i]` is the token the sender
+ * waits on for cmds[i] (reply subject `<Pp-Reply>.<token>`), '' for none. Batches carry no
+ * Nats-Msg-Id: a command applied twice is a replay of its op id (the op record, PEAKPAY_OP_TTL_S).
+ */
+export const COMMANDS_PER_MESSAGE_MAX = 64;
+export const commandBatchSchema = z.strictObject({
+  v: z.literal(PROTOCOL_VERSION),
+  cmds: z.array(z.unknown()).min(1).max(COMMANDS_PER_MESSAGE_MAX),
+  replies: z.array(z.string().regex(/^[A-Za-z0-9]{0,32}$/)).min(1).max(COMMANDS_PER_MESSAGE_MAX),
+}).refine((b) => b.cmds.length === b.replies.length, 'cmds and replies differ in length');
+export type CommandBatch = { v: typeof PROTOCOL_VERSION; cmds: Command[]; replies: string[] };

@@ -14,11 +14,11 @@ import { nanos } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { decodeCommand, encode } from '../protocol/codec.ts';
+import { decodeCommand, decodeCommandBatch, encode, type BatchEntry } from '../protocol/codec.ts';
 import type { Command } from '../protocol/commands.ts';
 import { eventBatchMsgId, type EventBatch } from '../protocol/events.ts';
 import { PROTOCOL_VERSION } from '../protocol/commands.ts';
-import { REPLY_HEADER } from '../protocol/headers.ts';
+import { BATCH_HEADER, REPLY_HEADER } from '../protocol/headers.ts';
 import type { Names } from '../protocol/subjects.ts';
 import type { MoneyStore } from '../redis/store.ts';
 import type { EngineMetrics } from '../metrics.ts';
@@ -49,7 +49,9 @@ export type RunnerDeps = {
 };
 
 /** key: the stream sequence; negative for a catch-up copy, which is not acknowledged. */
-type Envelope = { m: JsMsg; cmd: Command; key: number };
+type Envelope = { m: JsMsg; cmd: Command; key: number; replyTo: string | null };
+/** A message received and not yet acked: acked once all its commands (`left`) are complete. */
+type Held = { m: JsMsg; left: number };
 type Actor = { merchantId: string; mailbox: Envelope[]; running: boolean };
 
 const BACKOFF_MS_MAX = 5_000;
@@ -69,8 +71,11 @@ export class ShardRunner {
   readonly shard: number;
   private readonly d: RunnerDeps;
   private readonly actors = new Map<string, Actor>();
-  /** Every message received and not yet acked or nak'ed, by stream sequence (insertion = stream order). */
-  private readonly unacked = new Map<number, JsMsg>();
+  /**
+   * Every message received and not yet acked or nak'ed, by stream sequence (insertion = stream
+   * order). Bounded by inflightMax messages, so at most inflightMax × COMMANDS_PER_MESSAGE_MAX commands.
+   */
+  private readonly unacked = new Map<number, Held>();
   private messages: ConsumerMessages | null = null;
   private stopped = false;
   private failure: unknown = null;
@@ -226,32 +231,56 @@ export class ShardRunner {
   }
 
   private receive(m: JsMsg, catchUp = false): void {
-    let cmd: Command;
+    const replyHeader = m.headers?.get(REPLY_HEADER) || null;
+    let entries: BatchEntry[];
     try {
-      cmd = decodeCommand(m.data);
+      entries = m.headers?.has(BATCH_HEADER)
+        ? decodeCommandBatch(m.data)
+        : [{ reply: '', cmd: decodeCommand(m.data), error: null }];
     } catch (err) {
       // Poison: it can never succeed, so it must not block the shard. Terminate and answer.
       this.d.metrics.rejected.inc();
       this.d.log.warn({ shard: this.shard, seq: m.seq, err: (err as Error).message }, 'undecodable command terminated');
-      m.term();
-      const replyTo = m.headers?.get(REPLY_HEADER);
-      if (replyTo) {
-        this.d.nc.publish(replyTo, encode({
-          v: PROTOCOL_VERSION, cmd_id: 'unknown', ok: false, replayed: false, code: 'command.invalid', message: 'undecodable command', payment_id: null,
-        }));
-      }
+      if (!catchUp) m.term();
+      if (replyHeader && !m.headers?.has(BATCH_HEADER)) this.refuse(replyHeader, 'unknown', 'undecodable command');
       return;
     }
     const key = catchUp ? -m.seq : m.seq;
-    this.unacked.set(key, m);
-    this.d.metrics.inflight.labels(String(this.shard)).set(this.unacked.size);
-    let actor = this.actors.get(cmd.merchant_id);
-    if (!actor) {
-      actor = { merchantId: cmd.merchant_id, mailbox: [], running: false };
-      this.actors.set(cmd.merchant_id, actor);
+    const held: Held = { m, left: 0 };
+    const envelopes: Envelope[] = [];
+    for (const e of entries) {
+      // A batch's reply subject is <prefix>.<token>; a single command's is the header itself.
+      const replyTo = !replyHeader ? null : m.headers?.has(BATCH_HEADER) ? (e.reply ? `${replyHeader}.${e.reply}` : null) : replyHeader;
+      if (e.cmd === null) {
+        this.d.metrics.rejected.inc();
+        this.d.log.warn({ shard: this.shard, seq: m.seq, err: e.error }, 'invalid command in a batch refused');
+        if (replyTo && !catchUp) this.refuse(replyTo, 'unknown', 'invalid command');
+        continue;
+      }
+      envelopes.push({ m, cmd: e.cmd, key, replyTo });
     }
-    actor.mailbox.push({ m, cmd, key });
-    if (!actor.running) void this.drain(actor);
+    if (envelopes.length === 0) {
+      if (!catchUp) m.ack();
+      return;
+    }
+    held.left = envelopes.length;
+    this.unacked.set(key, held);
+    this.d.metrics.inflight.labels(String(this.shard)).set(this.unacked.size);
+    for (const env of envelopes) {
+      let actor = this.actors.get(env.cmd.merchant_id);
+      if (!actor) {
+        actor = { merchantId: env.cmd.merchant_id, mailbox: [], running: false };
+        this.actors.set(env.cmd.merchant_id, actor);
+      }
+      actor.mailbox.push(env);
+      if (!actor.running) void this.drain(actor);
+    }
+  }
+
+  private refuse(replyTo: string, cmdId: string, message: string): void {
+    this.d.nc.publish(replyTo, encode({
+      v: PROTOCOL_VERSION, cmd_id: cmdId, ok: false, replayed: false, code: 'command.invalid', message, payment_id: null,
+    }));
   }
 
   private async drain(actor: Actor): Promise<void> {
@@ -304,14 +333,17 @@ export class ShardRunner {
   }
 
   private complete(e: Envelope, o: Outcome): void {
-    const replyTo = e.m.headers?.get(REPLY_HEADER) || null;
+    const replyTo = e.replyTo;
     // A new channel payment is answered once its channel order is open (with its QR code or
     // redirect): the open publishes payment.channel_open carrying this reply subject. A new channel
     // refund is answered once the channel decides it, or pending after a short wait (ChannelWork).
     const later = this.channels ? this.channels.after(e.cmd, o, replyTo) === 'reply_later' : false;
     if (replyTo && !later) this.d.nc.publish(replyTo, encode(o.reply));
-    if (e.key > 0) e.m.ack();
-    this.unacked.delete(e.key);
+    const held = this.unacked.get(e.key);
+    if (held && --held.left === 0) {
+      if (e.key > 0) e.m.ack();
+      this.unacked.delete(e.key);
+    }
     this.d.metrics.inflight.labels(String(this.shard)).set(this.unacked.size);
     this.d.metrics.commands.labels(e.cmd.type, o.reply.ok ? 'ok' : o.reply.code).inc();
     for (const ev of o.events) this.d.metrics.events.labels(ev.type).inc();
@@ -368,7 +400,7 @@ export class ShardRunner {
   }
 
   private nakAll(): void {
-    for (const [key, m] of this.unacked) if (key > 0) m.nak();
+    for (const [key, h] of this.unacked) if (key > 0) h.m.nak();
     this.unacked.clear();
     this.d.metrics.inflight.labels(String(this.shard)).set(0);
   }

@@ -78,7 +78,7 @@ export async function startPeakpay(baseEnv: NodeJS.ProcessEnv, opts: { databaseU
   const prof = opts.cpuProfDir ? { cpuProfDir: opts.cpuProfDir } : {};
   const procs = [
     spawnTs('engine', 'engine/main.ts', { ...env, PEAKPAY_METRICS_PORT: String(await freePort()) }, prof),
-    spawnTs('settlement', 'engine/settlement/main.ts', { ...env, PEAKPAY_METRICS_PORT: String(await freePort()) }),
+    spawnTs('settlement', 'engine/settlement/main.ts', { ...env, PEAKPAY_METRICS_PORT: String(await freePort()) }, prof),
     spawnTs('ingress', 'ingress/main.ts', env, prof),
   ];
   for (const p of procs) p.child.stdout?.on('data', (c: Buffer) => process.stderr.write(c));

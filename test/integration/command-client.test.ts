@@ -1,15 +1,17 @@
 // CommandClient on a real nats-server: the PubAck read on the client's own subscription decides
 // between "stored, the engine has not answered yet" (timeout → 202) and "not stored" (503), and the
-// command's cmd_id de-duplicates it in the stream.
+// command's cmd_id de-duplicates it in the stream when the sender asks JetStream about duplicates.
+// Commands to one shard sent while its previous message awaits its PubAck leave together, as one
+// CommandBatch message, each answered on its own token.
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
+import type { Msg, NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CommandClient, isEngineUnavailableError, PUBACK_WAIT_MS_MIN } from '../../engine/client/index.ts';
 import type { Config } from '../../engine/config.ts';
 import { connectNats } from '../../engine/infra.ts';
 import { encode, unpackRaw } from '../../engine/protocol/codec.ts';
-import { PROTOCOL_VERSION, type Command } from '../../engine/protocol/commands.ts';
-import { REPLY_HEADER } from '../../engine/protocol/headers.ts';
+import { COMMANDS_PER_MESSAGE_MAX, PROTOCOL_VERSION, type Command, type CommandBatch } from '../../engine/protocol/commands.ts';
+import { BATCH_HEADER, REPLY_HEADER } from '../../engine/protocol/headers.ts';
 import { names, type Names } from '../../engine/protocol/subjects.ts';
 import { ensureStreams } from '../../engine/streams.ts';
 import { dropStreams, testConfig, uniqueId } from '../helpers.ts';
@@ -45,14 +47,18 @@ describe('CommandClient', () => {
     client.stop();
   });
 
-  it('answers timeout once the command is stored and the deadline passed; the same cmd_id is stored once', async () => {
+  it('answers timeout once the command is stored and the deadline passed; asked about duplicates, the same cmd_id is stored once', async () => {
     await ensureStreams(jsm, n);
     const client = new CommandClient(nc, null, n);
     client.start();
+    const before = (await jsm.streams.info(n.cmdStream)).state.messages;
     const cmd = command();
+    expect(await client.send(cmd, 200, { returnDuplicate: true })).toEqual({ kind: 'timeout' });
+    expect(await client.send(cmd, 200, { returnDuplicate: true })).toEqual({ kind: 'duplicate' });
+    expect((await jsm.streams.info(n.cmdStream)).state.messages).toBe(before + 1);
+    // Without the question it is stored again: the engine's op record makes the second a replay.
     expect(await client.send(cmd, 200)).toEqual({ kind: 'timeout' });
-    expect(await client.send(cmd, 200)).toEqual({ kind: 'timeout' });
-    expect((await jsm.streams.info(n.cmdStream)).state.messages).toBe(1);
+    expect((await jsm.streams.info(n.cmdStream)).state.messages).toBe(before + 2);
     client.stop();
   });
 
@@ -68,12 +74,7 @@ describe('CommandClient', () => {
 
   it('returns the reply sent to the Pp-Reply subject', async () => {
     await ensureStreams(jsm, n);
-    const sub = nc.subscribe(n.cmdSubjectAll, {
-      callback: (_err, msg) => {
-        const cmd = unpackRaw(msg.data) as Command;
-        nc.publish(String(msg.headers?.get(REPLY_HEADER)), encode({ v: PROTOCOL_VERSION, cmd_id: cmd.cmd_id, ok: false, replayed: false, code: 'account.exists', message: 'x', payment_id: null }));
-      },
-    });
+    const sub = nc.subscribe(n.cmdSubjectAll, { callback: (_err, msg) => answer(msg) });
     const client = new CommandClient(nc, null, n);
     client.start();
     const cmd = command();
@@ -81,4 +82,54 @@ describe('CommandClient', () => {
     sub.unsubscribe();
     client.stop();
   });
+
+  it('coalesces commands to one shard while a message is in flight: fewer messages than commands, each answered on its own', async () => {
+    await ensureStreams(jsm, n);
+    let messages = 0;
+    const sub = nc.subscribe(n.cmdSubjectAll, { callback: (_err, msg) => { messages++; answer(msg); } });
+    const client = new CommandClient(nc, null, n);
+    client.start();
+    const cmds = Array.from({ length: 300 }, () => command('m_cc_hot'));
+    const before = (await jsm.streams.info(n.cmdStream)).state.messages;
+    const results = await Promise.all(cmds.map((c) => client.send(c, 5_000)));
+    expect(results.map((r) => (r.kind === 'reply' ? r.reply.cmd_id : r.kind))).toEqual(cmds.map((c) => c.cmd_id));
+    const stored = (await jsm.streams.info(n.cmdStream)).state.messages - before;
+    expect(stored).toBe(messages);
+    // 300 sent in one turn: the first message has at most COMMANDS_PER_MESSAGE_MAX, the rest wait for its PubAck.
+    expect(stored).toBeGreaterThanOrEqual(Math.ceil(300 / COMMANDS_PER_MESSAGE_MAX));
+    expect(stored).toBeLessThan(300 / 4);
+    sub.unsubscribe();
+    client.stop();
+  });
+
+  it('never publishes a queued command whose caller was already answered 503 at its deadline', async () => {
+    await ensureStreams(jsm, n);
+    const client = new CommandClient(nc, null, n);
+    client.start();
+    const before = (await jsm.streams.info(n.cmdStream)).state.messages;
+    // The first fills the shard's slot (sent at the end of this turn); the second queues behind it.
+    // The loop is held past the second's 1 ms deadline, so its timer (timers phase) runs before
+    // the first's PubAck can be read (poll phase): it is answered 503 while still queued.
+    const first = client.send(command('m_cc_q'), 1_000);
+    await new Promise((r) => setImmediate(r));
+    const second = client.send(command('m_cc_q'), 1);
+    const until = Date.now() + 5;
+    while (Date.now() < until) { /* hold the event loop */ }
+    const err = await second.then(() => null, (e: unknown) => e);
+    expect(isEngineUnavailableError(err), String(err)).toBe(true);
+    expect(await first).toEqual({ kind: 'timeout' });
+    await new Promise((r) => setTimeout(r, 200));
+    expect((await jsm.streams.info(n.cmdStream)).state.messages).toBe(before + 1);
+    client.stop();
+  });
 });
+
+/** A stand-in engine on core NATS: answers every command, single or batched, account.exists. */
+function answer(msg: Msg): void {
+  const refuse = (cmd: Command) => encode({ v: PROTOCOL_VERSION, cmd_id: cmd.cmd_id, ok: false, replayed: false, code: 'account.exists', message: 'x', payment_id: null });
+  const replyTo = String(msg.headers?.get(REPLY_HEADER));
+  if (msg.headers?.has(BATCH_HEADER)) {
+    const batch = unpackRaw(msg.data) as CommandBatch;
+    batch.cmds.forEach((cmd, i) => nc.publish(`${replyTo}.${batch.replies[i]}`, refuse(cmd)));
+  } else nc.publish(replyTo, refuse(unpackRaw(msg.data) as Command));
+}

@@ -1,13 +1,14 @@
 // A message on the command stream that is not a valid command (garbage, wrong version, a float
 // amount) is terminated and answered with command.invalid; it changes nothing and never blocks the
-// merchant's shard: the next valid command is applied at once.
+// merchant's shard: the next valid command is applied at once. In a batch, only the invalid
+// commands are refused.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { headers } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connectNats } from '../../engine/infra.ts';
 import { decodeReply, encode } from '../../engine/protocol/codec.ts';
 import { PROTOCOL_VERSION } from '../../engine/protocol/commands.ts';
-import { REPLY_HEADER } from '../../engine/protocol/headers.ts';
+import { BATCH_HEADER, REPLY_HEADER } from '../../engine/protocol/headers.ts';
 import { shardOf } from '../../engine/protocol/subjects.ts';
 import { startHarness, type Harness } from '../harness.ts';
 import { uniqueId, waitFor } from '../helpers.ts';
@@ -50,6 +51,45 @@ describe('poison commands', () => {
     // Terminated, not redelivered: nothing of the shard is left pending.
     const info = await jsm.consumers.info(h.names.cmdStream, h.names.shardConsumer(shardOf(merchant, h.names.shardCount)));
     expect(info.num_pending + info.num_ack_pending).toBe(0);
+    await nc.close();
+  });
+
+  it('in a batch, refuses the invalid commands and applies their neighbours in order; an unreadable batch is terminated', async () => {
+    const nc = await connectNats(h.config, 'poison-batch-test');
+    const js = jetstream(nc);
+    const jsm = await jetstreamManager(nc);
+    const merchant = uniqueId('m');
+    const replies = new Map<string, { ok: boolean; code?: string }>();
+    const prefix = `${h.names.replyPrefix}.poisonb.${uniqueId('r')}`;
+    nc.subscribe(`${prefix}.*`, { callback: (_e, m) => void replies.set(m.subject.slice(prefix.length + 1), decodeReply(m.data) as { ok: boolean; code?: string }) });
+    await nc.flush();
+    const hdr = headers();
+    hdr.set(REPLY_HEADER, prefix);
+    hdr.set(BATCH_HEADER, '4');
+    const base = { v: PROTOCOL_VERSION, merchant_id: merchant, ts_ms: Date.now() };
+    const cmds = [
+      { ...base, type: 'account.create', cmd_id: uniqueId('c'), account_id: 'a', currency: 'CNY' },
+      { ...base, type: 'account.credit', cmd_id: uniqueId('c'), account_id: 'a', amount: 19.99, currency: 'CNY', reason: 'float' },
+      { ...base, type: 'account.credit', cmd_id: uniqueId('c'), account_id: 'a', amount: 1999, currency: 'CNY', reason: 'ok' },
+      { ...base, type: 'account.credit', cmd_id: uniqueId('c'), account_id: 'a', amount: 1, currency: 'CNY', reason: 'ok', extra: 1 },
+    ];
+    await js.publish(h.names.cmdSubject(merchant), encode({ v: PROTOCOL_VERSION, cmds, replies: ['t0', 't1', 't2', 't3'] }), { headers: hdr });
+    await waitFor('four answers', async () => replies.size === 4);
+    expect(replies.get('t0')).toMatchObject({ ok: true });
+    expect(replies.get('t1')).toMatchObject({ ok: false, code: 'command.invalid' });
+    expect(replies.get('t2')).toMatchObject({ ok: true });
+    expect(replies.get('t3')).toMatchObject({ ok: false, code: 'command.invalid' });
+    expect(await h.ingress.ctx.store.readAccount(merchant, 'a')).toMatchObject({ available: 1999, held: 0 });
+
+    // Envelope unreadable (replies and cmds differ in length): nothing applied, terminated.
+    const lost = { ...base, type: 'account.credit', cmd_id: uniqueId('c'), account_id: 'a', amount: 5, currency: 'CNY', reason: 'x' };
+    await js.publish(h.names.cmdSubject(merchant), encode({ v: PROTOCOL_VERSION, cmds: [lost], replies: ['t4', 't5'] }), { headers: hdr });
+    const shard = shardOf(merchant, h.names.shardCount);
+    await waitFor('batch handled', async () => {
+      const info = await jsm.consumers.info(h.names.cmdStream, h.names.shardConsumer(shard));
+      return info.num_pending + info.num_ack_pending === 0;
+    });
+    expect(await h.ingress.ctx.store.readAccount(merchant, 'a')).toMatchObject({ available: 1999, held: 0 });
     await nc.close();
   });
 });
