@@ -103,17 +103,21 @@ export type EngineEvent = z.infer<typeof eventSchema>;
 
 /** Reply to the waiting ingress or operator, sent on the command's Pp-Reply subject (core NATS). */
 /**
- * What travels on <ns>.evt.<shard>: all events of one command in one message (Nats-Msg-Id =
- * evb_<cmd_id>), so a command costs one JetStream write and one PubAck however many events it has.
+ * What travels on <ns>.evt.<shard>: the events of one or more commands of the shard in one message
+ * (engine/shards/event-out.ts coalesces them), in the order the commands were applied. cmd_id and
+ * merchant_id are those of the first event. A command's events are never split across messages.
  */
 export const EVENTS_PER_COMMAND_MAX = 16;
+/** ~1 KiB an event at most in practice: 256 stay well under nats-server's 1 MiB max_payload. */
+export const EVENTS_PER_MESSAGE_MAX = 256;
 export const eventBatchSchema = z.object({
   v: z.literal(PROTOCOL_VERSION),
   cmd_id: safeIdSchema,
   merchant_id: safeIdSchema,
-  events: z.array(eventSchema).min(1).max(EVENTS_PER_COMMAND_MAX),
+  events: z.array(eventSchema).min(1).max(EVENTS_PER_MESSAGE_MAX),
 });
 export type EventBatch = z.infer<typeof eventBatchSchema>;
+/** Nats-Msg-Id of a message with the events of one command. */
 export const eventBatchMsgId = (cmdId: string) => `evb_${cmdId}`;
 
 export const replySchema = z.union([

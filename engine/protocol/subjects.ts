@@ -32,7 +32,7 @@ export function names(namespace: string, shardCount: number) {
     cmdSubjectAll: `${namespace}.cmd.>`,
     evtSubjectAll: `${namespace}.evt.>`,
     cmdSubject: (merchantId: string) => `${namespace}.cmd.${shardOf(merchantId, shardCount)}`,
-    evtSubject: (merchantId: string) => `${namespace}.evt.${shardOf(merchantId, shardCount)}`,
+    evtSubjectShard: (shard: number) => `${namespace}.evt.${shard}`,
     cmdShardFilter: (shard: number) => `${namespace}.cmd.${shard}`,
     shardConsumer: (shard: number) => `${namespace}-engine-s${shard}`,
     settlementConsumer: `${namespace}-settlement`,

@@ -16,7 +16,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { decodeCommand, decodeCommandBatch, encode, type BatchEntry } from '../protocol/codec.ts';
 import type { Command } from '../protocol/commands.ts';
-import { eventBatchMsgId, type EventBatch } from '../protocol/events.ts';
+import { EventPublisher } from './event-out.ts';
 import { PROTOCOL_VERSION } from '../protocol/commands.ts';
 import { BATCH_HEADER, REPLY_HEADER } from '../protocol/headers.ts';
 import type { Names } from '../protocol/subjects.ts';
@@ -96,16 +96,20 @@ export class ShardRunner {
     this.channels = desk
       ? new ChannelWork({ desk, store: deps.store, redis: deps.redis, nc: deps.nc, js: deps.js, names: deps.names, log: deps.log, shard, now: this.now })
       : null;
+    this.events = new EventPublisher(deps.nc, deps.names.evtSubjectShard(shard), `${deps.names.replyPrefix}.evt`);
     this.applyOptions = { channelsEnabled: desk !== null, channelWatchMs: desk?.settings.query_after_ms ?? 0 };
   }
 
   private readonly channels: ChannelWork | null;
   private readonly applyOptions: ApplyOptions;
+  /** This shard's events, coalesced while a message of them awaits its PubAck. */
+  private readonly events: EventPublisher;
 
   /** Loads the shard's open holds, then consumes. A runner is started once; re-acquiring makes a new one. */
   async start(): Promise<void> {
     if (this.loop) throw new Error('assertion: runner started twice');
     this.loop = Promise.resolve();
+    this.events.start();
     await this.holds.load(this.d.redis, this.d.names.redisPrefix, this.shard);
     await this.channels?.load();
     if (this.stopped) return;
@@ -121,6 +125,7 @@ export class ShardRunner {
     this.wakeDrained?.();
     await this.messages?.close().catch(() => undefined);
     await this.loop;
+    this.events.stop();
   }
 
   get inflight(): number {
@@ -322,14 +327,12 @@ export class ShardRunner {
   }
 
   private async publishEvents(outcomes: Outcome[]): Promise<void> {
-    const acks: Promise<unknown>[] = [];
+    const stored: Promise<void>[] = [];
     for (const o of outcomes) {
       const first = o.events[0];
-      if (!first) continue;
-      const batch: EventBatch = { v: PROTOCOL_VERSION, cmd_id: first.cmd_id, merchant_id: first.merchant_id, events: o.events };
-      acks.push(this.d.js.publish(this.d.names.evtSubject(first.merchant_id), encode(batch), { msgID: eventBatchMsgId(first.cmd_id) }));
+      if (first) stored.push(this.events.publish(o.events, first.cmd_id));
     }
-    await Promise.all(acks);
+    await Promise.all(stored);
   }
 
   private complete(e: Envelope, o: Outcome): void {
