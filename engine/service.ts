@@ -7,6 +7,7 @@ import { ShardLeases } from './leases/index.ts';
 import { BACKLOG_SAMPLE_EVERY_MS, channelMetrics, engineMetrics, sampleConsumerLag, sampleEvery, serveMetrics } from './metrics.ts';
 import { names } from './protocol/subjects.ts';
 import { MoneyStore } from './redis/store.ts';
+import { ReplyOut } from './shards/reply-out.ts';
 import { ShardRunner } from './shards/runner.ts';
 import { ensureShardConsumer, ensureStreams } from './streams.ts';
 import { inlineCrypto, poolCrypto } from './channels/crypto.ts';
@@ -42,6 +43,7 @@ export async function startEngine(config: Config, opts: EngineOptions = {}) {
     : null;
 
   const runners = new Map<number, ShardRunner>();
+  const replies = new ReplyOut(nc);
   metrics.shardsConfigured.set(config.shardCount);
   metrics.observeShards(() => [...runners.values()]);
   const lagSampler = sampleEvery(BACKLOG_SAMPLE_EVERY_MS, () => sampleConsumerLag(jsm, n, runners.keys(), metrics.consumerLag), log, 'consumer lag');
@@ -52,7 +54,7 @@ export async function startEngine(config: Config, opts: EngineOptions = {}) {
     log,
     onAcquire: async (shard) => {
       const runner = new ShardRunner(shard, {
-        nc, js, jsm, store, redis, names: n, log, metrics, desk,
+        nc, js, jsm, store, redis, names: n, log, metrics, desk, replies,
         batchMax: config.actorBatchMax,
         inflightMax: config.shardInflightMax,
         ...(opts.now ? { now: opts.now } : {}),

@@ -60,6 +60,7 @@ const { values } = parseArgs({
     database: { type: 'string', default: 'peakpay_bench' },
     profile: { type: 'string', default: '' },
     'quiet-wait': { type: 'string', default: '20' },
+    shards: { type: 'string', default: '16' },
   },
 });
 const DURATION_S = Number(values.duration);
@@ -368,7 +369,7 @@ try {
   const peakpayScenarios = (['uniform', 'hot', 'fixed', 'manual', 'spike'] as const).filter(wants);
   if (peakpayScenarios.length > 0) {
     say('peakpay: starting ingress, engine, settlement …');
-    const p = await startPeakpay(env, { databaseUrl, ...(values.profile && { cpuProfDir: values.profile }) });
+    const p = await startPeakpay(env, { databaseUrl, shards: Number(values.shards), ...(values.profile && { cpuProfDir: values.profile }) });
     try {
       const merchants = [...(peakpayScenarios.some((s) => s !== 'hot') ? uniformMerchants : []), ...(wants('hot') ? hotMerchants : [])];
       say(`peakpay: registering ${merchants.length} merchants, funding ${merchants.reduce((a, m) => a + m.accounts.length, 0)} wallets …`);

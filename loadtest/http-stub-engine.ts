@@ -8,7 +8,7 @@
 import { connect } from '@nats-io/transport-node';
 import { encode, unpackRaw } from '../engine/protocol/codec.ts';
 import { PROTOCOL_VERSION, type Command, type CommandBatch } from '../engine/protocol/commands.ts';
-import type { Reply } from '../engine/protocol/events.ts';
+import { REPLY_BATCH_TOKEN, type Reply } from '../engine/protocol/events.ts';
 import { BATCH_HEADER, REPLY_HEADER } from '../engine/protocol/headers.ts';
 import type { Payment } from '../engine/protocol/payment.ts';
 
@@ -37,13 +37,13 @@ nc.subscribe(`${namespace}.cmd.>`, {
     const raw = unpackRaw(msg.data);
     const batch = msg.headers?.has(BATCH_HEADER) ? (raw as CommandBatch) : null;
     const cmds = batch ? batch.cmds : [raw as Command];
-    cmds.forEach((cmd, i) => {
-      const reply: Reply = cmd.type === 'payment.create'
-        ? { v: PROTOCOL_VERSION, cmd_id: cmd.cmd_id, ok: true, replayed: false, payment: authorized(cmd), account: null }
-        : { v: PROTOCOL_VERSION, cmd_id: cmd.cmd_id, ok: false, replayed: false, code: 'internal', message: `stub: ${cmd.type} not handled`, payment_id: null };
-      nc.publish(batch ? `${replyTo}.${batch.replies[i]}` : replyTo, encode(reply));
-      answered++;
-    });
+    const replies = cmds.map((cmd): Reply => cmd.type === 'payment.create'
+      ? { v: PROTOCOL_VERSION, cmd_id: cmd.cmd_id, ok: true, replayed: false, payment: authorized(cmd), account: null }
+      : { v: PROTOCOL_VERSION, cmd_id: cmd.cmd_id, ok: false, replayed: false, code: 'internal', message: `stub: ${cmd.type} not handled`, payment_id: null });
+    // As the engine does: a batch's replies in one ReplyBatch message, a single command's alone.
+    if (batch) nc.publish(`${replyTo}.${REPLY_BATCH_TOKEN}`, encode({ v: PROTOCOL_VERSION, tokens: batch.replies, replies }));
+    else nc.publish(replyTo, encode(replies[0]));
+    answered += cmds.length;
   },
 });
 await nc.flush();

@@ -16,9 +16,9 @@
 // JetStream write, delivery and ack carry many commands — no timer, no fixed linger.
 import { headers, nuid, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import type { JetStreamClient } from '@nats-io/jetstream';
-import { decodeReply, encode } from '../protocol/codec.ts';
+import { decodeReply, decodeReplyBatch, encode } from '../protocol/codec.ts';
 import type { Command } from '../protocol/commands.ts';
-import type { Reply } from '../protocol/events.ts';
+import { REPLY_BATCH_TOKEN, type Reply } from '../protocol/events.ts';
 import { BATCH_HEADER, REPLY_HEADER } from '../protocol/headers.ts';
 import { COMMANDS_PER_MESSAGE_MAX, PROTOCOL_VERSION } from '../protocol/commands.ts';
 import type { Names } from '../protocol/subjects.ts';
@@ -94,7 +94,8 @@ export class CommandClient {
       callback: (err, msg) => {
         if (err) return;
         const token = msg.subject.slice(this.prefix.length + 1);
-        if (token.startsWith(ACK_MARK)) this.onAck(token.slice(ACK_MARK.length), msg);
+        if (token === REPLY_BATCH_TOKEN) this.onReplyBatch(msg);
+        else if (token.startsWith(ACK_MARK)) this.onAck(token.slice(ACK_MARK.length), msg);
         else this.onReply(token, msg);
       },
     });
@@ -209,6 +210,21 @@ export class CommandClient {
       r = { kind: 'timeout' };
     }
     this.settle(w, r);
+  }
+
+  private onReplyBatch(msg: Msg): void {
+    let entries: ReturnType<typeof decodeReplyBatch>;
+    try {
+      entries = decodeReplyBatch(msg.data);
+    } catch {
+      return; // unreadable: its senders answer "processing" at their deadlines
+    }
+    for (const { token, reply } of entries) {
+      const w = this.waiting.get(token);
+      if (!w) continue;
+      this.waiting.delete(token);
+      this.settle(w, reply ? { kind: 'reply', reply } : { kind: 'timeout' });
+    }
   }
 
   private onAck(token: string, msg: Msg): void {

@@ -4,7 +4,7 @@
 import { Packr } from 'msgpackr';
 import type { z } from 'zod';
 import { commandBatchSchema, commandSchema, type Command } from './commands.ts';
-import { eventBatchSchema, eventSchema, replySchema, type EngineEvent, type EventBatch, type Reply } from './events.ts';
+import { eventBatchSchema, eventSchema, replyBatchSchema, replySchema, type EngineEvent, type EventBatch, type Reply } from './events.ts';
 
 const packr = new Packr({ useRecords: false, int64AsType: 'number', mapsAsObjects: true });
 
@@ -49,5 +49,13 @@ export function decodeCommandBatch(bytes: Uint8Array): BatchEntry[] {
 export const decodeEvent = (bytes: Uint8Array): EngineEvent => decodeWith(eventSchema, 'event', bytes);
 export const decodeEventBatch = (bytes: Uint8Array): EventBatch => decodeWith(eventBatchSchema, 'event batch', bytes);
 export const decodeReply = (bytes: Uint8Array): Reply => decodeWith(replySchema, 'reply', bytes);
+/** A ReplyBatch: each reply validated on its own (null when it does not validate: its sender answers 202). */
+export function decodeReplyBatch(bytes: Uint8Array): Array<{ token: string; reply: Reply | null }> {
+  const batch = decodeWith(replyBatchSchema, 'reply batch', bytes);
+  return batch.tokens.map((token, i) => {
+    const parsed = replySchema.safeParse(batch.replies[i]);
+    return { token, reply: parsed.success ? parsed.data : null };
+  });
+}
 /** Raw msgpack without validation: for Lua results, which the caller validates itself. */
 export const unpackRaw = (bytes: Uint8Array): unknown => packr.unpack(bytes);

@@ -143,3 +143,15 @@ export const replySchema = z.union([
   }),
 ]);
 export type Reply = z.infer<typeof replySchema>;
+
+/**
+ * Replies to batched commands, many in one core-NATS message on <prefix>.r (engine/shards/reply-out.ts):
+ * replies[i] answers the command sent with tokens[i]. Each reply is validated on its own.
+ */
+export const REPLY_BATCH_TOKEN = 'r';
+export const REPLIES_PER_MESSAGE_MAX = 256;
+export const replyBatchSchema = z.object({
+  v: z.literal(PROTOCOL_VERSION),
+  tokens: z.array(z.string().max(32)).min(1).max(REPLIES_PER_MESSAGE_MAX),
+  replies: z.array(z.unknown()).min(1).max(REPLIES_PER_MESSAGE_MAX),
+});

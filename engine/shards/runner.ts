@@ -17,6 +17,7 @@ import type { Logger } from 'pino';
 import { decodeCommand, decodeCommandBatch, encode, type BatchEntry } from '../protocol/codec.ts';
 import type { Command } from '../protocol/commands.ts';
 import { EventPublisher } from './event-out.ts';
+import { ReplyOut } from './reply-out.ts';
 import { PROTOCOL_VERSION } from '../protocol/commands.ts';
 import { BATCH_HEADER, REPLY_HEADER } from '../protocol/headers.ts';
 import type { Names } from '../protocol/subjects.ts';
@@ -42,6 +43,8 @@ export type RunnerDeps = {
   metrics: EngineMetrics;
   batchMax: number;
   inflightMax: number;
+  /** Replies to batched commands, coalesced per sender (one per process); a runner of its own otherwise. */
+  replies?: ReplyOut;
   /** Clock for hold deadlines; tests pass their own. */
   now?: () => number;
   /** The payment channels; without them channel payments are refused (payment.method_unavailable). */
@@ -49,7 +52,7 @@ export type RunnerDeps = {
 };
 
 /** key: the stream sequence; negative for a catch-up copy, which is not acknowledged. */
-type Envelope = { m: JsMsg; cmd: Command; key: number; replyTo: string | null };
+type Envelope = { m: JsMsg; cmd: Command; key: number; replyTo: string | null; batchReply: { prefix: string; token: string } | null };
 /** A message received and not yet acked: acked once all its commands (`left`) are complete. */
 type Held = { m: JsMsg; left: number };
 type Actor = { merchantId: string; mailbox: Envelope[]; running: boolean };
@@ -96,6 +99,7 @@ export class ShardRunner {
     this.channels = desk
       ? new ChannelWork({ desk, store: deps.store, redis: deps.redis, nc: deps.nc, js: deps.js, names: deps.names, log: deps.log, shard, now: this.now })
       : null;
+    this.replies = deps.replies ?? new ReplyOut(deps.nc);
     this.events = new EventPublisher(deps.nc, deps.names.evtSubjectShard(shard), `${deps.names.replyPrefix}.evt`);
     this.applyOptions = { channelsEnabled: desk !== null, channelWatchMs: desk?.settings.query_after_ms ?? 0 };
   }
@@ -104,6 +108,7 @@ export class ShardRunner {
   private readonly applyOptions: ApplyOptions;
   /** This shard's events, coalesced while a message of them awaits its PubAck. */
   private readonly events: EventPublisher;
+  private readonly replies: ReplyOut;
 
   /** Loads the shard's open holds, then consumes. A runner is started once; re-acquiring makes a new one. */
   async start(): Promise<void> {
@@ -259,10 +264,15 @@ export class ShardRunner {
       if (e.cmd === null) {
         this.d.metrics.rejected.inc();
         this.d.log.warn({ shard: this.shard, seq: m.seq, err: e.error }, 'invalid command in a batch refused');
-        if (replyTo && !catchUp) this.refuse(replyTo, 'unknown', 'invalid command');
+        if (replyTo && replyHeader && !catchUp) {
+          this.replies.send(replyHeader, e.reply, {
+            v: PROTOCOL_VERSION, cmd_id: 'unknown', ok: false, replayed: false, code: 'command.invalid', message: 'invalid command', payment_id: null,
+          });
+        }
         continue;
       }
-      envelopes.push({ m, cmd: e.cmd, key, replyTo });
+      const batchReply = replyTo && m.headers?.has(BATCH_HEADER) ? { prefix: replyHeader as string, token: e.reply } : null;
+      envelopes.push({ m, cmd: e.cmd, key, replyTo, batchReply });
     }
     if (envelopes.length === 0) {
       if (!catchUp) m.ack();
@@ -341,7 +351,10 @@ export class ShardRunner {
     // redirect): the open publishes payment.channel_open carrying this reply subject. A new channel
     // refund is answered once the channel decides it, or pending after a short wait (ChannelWork).
     const later = this.channels ? this.channels.after(e.cmd, o, replyTo) === 'reply_later' : false;
-    if (replyTo && !later) this.d.nc.publish(replyTo, encode(o.reply));
+    if (replyTo && !later) {
+      if (e.batchReply) this.replies.send(e.batchReply.prefix, e.batchReply.token, o.reply);
+      else this.d.nc.publish(replyTo, encode(o.reply));
+    }
     const held = this.unacked.get(e.key);
     if (held && --held.left === 0) {
       if (e.key > 0) e.m.ack();

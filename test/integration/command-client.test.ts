@@ -12,6 +12,7 @@ import { connectNats } from '../../engine/infra.ts';
 import { encode, unpackRaw } from '../../engine/protocol/codec.ts';
 import { COMMANDS_PER_MESSAGE_MAX, PROTOCOL_VERSION, type Command, type CommandBatch } from '../../engine/protocol/commands.ts';
 import { BATCH_HEADER, REPLY_HEADER } from '../../engine/protocol/headers.ts';
+import { REPLY_BATCH_TOKEN } from '../../engine/protocol/events.ts';
 import { names, type Names } from '../../engine/protocol/subjects.ts';
 import { ensureStreams } from '../../engine/streams.ts';
 import { dropStreams, testConfig, uniqueId } from '../helpers.ts';
@@ -98,6 +99,25 @@ describe('CommandClient', () => {
     // 300 sent in one turn: the first message has at most COMMANDS_PER_MESSAGE_MAX, the rest wait for its PubAck.
     expect(stored).toBeGreaterThanOrEqual(Math.ceil(300 / COMMANDS_PER_MESSAGE_MAX));
     expect(stored).toBeLessThan(300 / 4);
+    sub.unsubscribe();
+    client.stop();
+  });
+
+  it('takes many replies in one ReplyBatch; a reply that does not validate is a timeout for its sender only', async () => {
+    await ensureStreams(jsm, n);
+    const sub = nc.subscribe(n.cmdSubjectAll, {
+      callback: (_err, msg) => {
+        const prefix = String(msg.headers?.get(REPLY_HEADER));
+        const batch = unpackRaw(msg.data) as CommandBatch;
+        const replies = batch.cmds.map((cmd, i) => (i === 1 ? { v: PROTOCOL_VERSION, cmd_id: cmd.cmd_id, ok: 'maybe' } : { v: PROTOCOL_VERSION, cmd_id: cmd.cmd_id, ok: false, replayed: false, code: 'account.exists', message: 'x', payment_id: null }));
+        nc.publish(`${prefix}.${REPLY_BATCH_TOKEN}`, encode({ v: PROTOCOL_VERSION, tokens: batch.replies, replies }));
+      },
+    });
+    const client = new CommandClient(nc, null, n);
+    client.start();
+    const cmds = Array.from({ length: 3 }, () => command('m_cc_rb'));
+    const results = await Promise.all(cmds.map((c) => client.send(c, 1_000)));
+    expect(results.map((r) => (r.kind === 'reply' ? r.reply.cmd_id : r.kind))).toEqual([cmds[0]?.cmd_id, 'timeout', cmds[2]?.cmd_id]);
     sub.unsubscribe();
     client.stop();
   });

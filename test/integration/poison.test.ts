@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { headers } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connectNats } from '../../engine/infra.ts';
-import { decodeReply, encode } from '../../engine/protocol/codec.ts';
+import { decodeReply, decodeReplyBatch, encode } from '../../engine/protocol/codec.ts';
+import { REPLY_BATCH_TOKEN } from '../../engine/protocol/events.ts';
 import { PROTOCOL_VERSION } from '../../engine/protocol/commands.ts';
 import { BATCH_HEADER, REPLY_HEADER } from '../../engine/protocol/headers.ts';
 import { shardOf } from '../../engine/protocol/subjects.ts';
@@ -61,7 +62,12 @@ describe('poison commands', () => {
     const merchant = uniqueId('m');
     const replies = new Map<string, { ok: boolean; code?: string }>();
     const prefix = `${h.names.replyPrefix}.poisonb.${uniqueId('r')}`;
-    nc.subscribe(`${prefix}.*`, { callback: (_e, m) => void replies.set(m.subject.slice(prefix.length + 1), decodeReply(m.data) as { ok: boolean; code?: string }) });
+    // Replies to a batch come in ReplyBatch messages on <prefix>.r.
+    nc.subscribe(`${prefix}.${REPLY_BATCH_TOKEN}`, {
+      callback: (_e, m) => {
+        for (const { token, reply } of decodeReplyBatch(m.data)) replies.set(token, reply as { ok: boolean; code?: string });
+      },
+    });
     await nc.flush();
     const hdr = headers();
     hdr.set(REPLY_HEADER, prefix);
