@@ -36,6 +36,12 @@ export const decodeCommand = (bytes: Uint8Array): Command => decodeWith(commandS
 
 /** One entry per command of a batch: the command, or why it was refused (its neighbours stand). */
 export type BatchEntry = { reply: string; cmd: Command; error: null } | { reply: string; cmd: null; error: string };
+/** The valid commands of a message of the command stream, single or batch (tools that read the log). */
+export function commandsOfMessage(bytes: Uint8Array, isBatch: boolean): Command[] {
+  if (!isBatch) return [decodeCommand(bytes)];
+  return decodeCommandBatch(bytes).flatMap((e) => (e.cmd ? [e.cmd] : []));
+}
+
 /** A CommandBatch message: ProtocolError when the envelope itself is unreadable (no command can be answered). */
 export function decodeCommandBatch(bytes: Uint8Array): BatchEntry[] {
   const batch = decodeWith(commandBatchSchema, 'command batch', bytes);

@@ -18,8 +18,9 @@ import { creditAccount } from '../../scripts/ops.ts';
 import { rebuildCli } from '../../scripts/rebuild.ts';
 import { connectNats } from '../../engine/infra.ts';
 import { walletAvailable, walletHeld } from '../../engine/ledger/postings.ts';
-import { decodeCommand, unpackRaw } from '../../engine/protocol/codec.ts';
+import { commandsOfMessage, unpackRaw } from '../../engine/protocol/codec.ts';
 import { PROTOCOL_VERSION, type Command } from '../../engine/protocol/commands.ts';
+import { BATCH_HEADER } from '../../engine/protocol/headers.ts';
 import { rebuildRedis, waitForSettlement, type RebuildReport } from '../../engine/rebuild/index.ts';
 import { merchantKeys } from '../../engine/redis/keys.ts';
 import { MoneyStore } from '../../engine/redis/store.ts';
@@ -164,7 +165,7 @@ async function commandLog(): Promise<Command[]> {
   const out: Command[] = [];
   for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
     const m = await jsm.streams.getMessage(h.names.cmdStream, { seq });
-    if (m) out.push(decodeCommand(m.data));
+    if (m) out.push(...commandsOfMessage(m.data, m.header?.has(BATCH_HEADER) ?? false));
   }
   return out;
 }
