@@ -21,6 +21,9 @@ import { RateLimiter } from './rate-limit.ts';
 import { buildServer } from './server.ts';
 import { NONCE_TTL_S } from './signature.ts';
 
+/** Connections the kernel queues before the ingress accepts them. */
+export const LISTEN_BACKLOG = 4096;
+
 export async function startIngress(
   config: Config,
   opts: { pool?: pg.Pool; listen?: boolean; logDestination?: DestinationStream; channels?: ChannelSettings | null } = {},
@@ -53,7 +56,10 @@ export async function startIngress(
     channelMetrics: channelSettings ? channelMetrics(metrics.registry) : null,
   };
   const app = await buildServer(ctx, https ? { https } : {});
-  if (opts.listen !== false) await app.listen({ host: config.httpHost, port: config.httpPort });
+  // Node's default accept backlog is 511: in a midnight spike the kernel reset connections beyond it
+  // (ECONNRESET at the storefront, docs/BENCHMARKS.md) while JetStream had room. A longer queue turns
+  // those into waiting; the kernel caps it at net.core.somaxconn (4096 on current Linux).
+  if (opts.listen !== false) await app.listen({ host: config.httpHost, port: config.httpPort, backlog: LISTEN_BACKLOG });
   return {
     app,
     ctx,
