@@ -5,7 +5,9 @@
 //
 //   npm run bench                                        full run, ~4-5 min
 //   npm run bench -- --duration 5 --scenarios ceiling,naive-hot,uniform,hot --merchants 100 --hot-wallets 100 --quiet-wait 0   < 60 s
-//   npm run bench -- --scenarios uniform --profile /tmp/prof    CPU profiles of engine and ingress
+//   npm run bench -- --scenarios uniform --profile /tmp/prof    CPU profiles of engine, settlement and ingress
+//   npm run bench -- --shards 2                          PEAKPAY_SHARD_COUNT of the peakpay run (default 16):
+//                                                        one engine on two cores coalesces more with 2
 //
 // Scenarios (all: balance payments, automatic capture, one request per payment, unless said):
 //   ceiling        node:http that only parses the body and answers 202 — saturation
@@ -24,7 +26,7 @@
 // fixed) --merchants M (1000) --wallets W (2 per merchant) --hot-wallets H (1000) --spike-normal R
 // (auto: 15% of uniform) --spike-factor F (10) --naive-workers N (2) --naive-pool N (16 per worker) --settle-timeout
 // S (120) --quiet-wait S (20: wait for a quiet machine before each scenario) --database NAME
-// (peakpay_bench, dropped and recreated) --profile DIR (V8 CPU profiles of engine and ingress).
+// (peakpay_bench, dropped and recreated) --profile DIR (V8 CPU profiles of engine, settlement and ingress).
 import { randomBytes } from 'node:crypto';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
