@@ -20,6 +20,7 @@ import { decodeReply, decodeReplyBatch, encode } from '../protocol/codec.ts';
 import type { Command } from '../protocol/commands.ts';
 import { REPLY_BATCH_TOKEN, type Reply } from '../protocol/events.ts';
 import { BATCH_HEADER, REPLY_HEADER } from '../protocol/headers.ts';
+import { pubAckOf, type PubAckResult } from './puback.ts';
 import { COMMANDS_PER_MESSAGE_MAX, PROTOCOL_VERSION } from '../protocol/commands.ts';
 import type { Names } from '../protocol/subjects.ts';
 
@@ -43,8 +44,6 @@ export const WAITING_MAX = 50_000;
 export const PUBACK_WAIT_MS_MIN = 100;
 /** JetStream's de-duplication header: the stream stores a cmd_id once within its duplicate window. */
 const MSG_ID_HEADER = 'Nats-Msg-Id';
-/** Status of the answer nats-server sends in place of a PubAck when no stream takes the subject. */
-const NO_RESPONDERS = 503;
 /** Reply subjects of PubAcks are <prefix>.a<token>; of engine replies <prefix>.<token>. */
 const ACK_MARK = 'a';
 
@@ -54,7 +53,6 @@ export const BATCH_ACK_WAIT_MS = 2_000;
 /** Commands waiting for their shard's slot, and whether a message of that shard awaits its PubAck. */
 type ShardQueue = { subject: string; queued: Array<{ token: string; cmd: Command }>; inFlight: string | null; timer: NodeJS.Timeout | null };
 
-type PubAck = { stream?: string; seq?: number; duplicate?: boolean; error?: { code?: number; description?: string } };
 
 type Waiter = {
   resolve: (r: SendResult) => void;
@@ -228,30 +226,22 @@ export class CommandClient {
   }
 
   private onAck(token: string, msg: Msg): void {
-    let ack: PubAck | null = null;
-    if (msg.headers?.code !== NO_RESPONDERS) {
-      try {
-        ack = JSON.parse(msg.string()) as PubAck;
-      } catch {
-        ack = null;
-      }
-    }
+    const ack = pubAckOf(msg);
     const batch = this.batches.get(token);
     if (batch) {
       this.batches.delete(token);
-      for (const t of batch.tokens) this.onCommandAck(t, ack, msg);
+      for (const t of batch.tokens) this.onCommandAck(t, ack);
       this.release(batch.q, token);
       return;
     }
-    this.onCommandAck(token, ack, msg);
+    this.onCommandAck(token, ack);
   }
 
-  private onCommandAck(token: string, ack: PubAck | null, msg: Msg): void {
+  private onCommandAck(token: string, ack: PubAckResult): void {
     const w = this.waiting.get(token);
     if (!w) return; // already answered by the engine, which implies JetStream had stored it
-    if (!ack || ack.error || !ack.stream) {
-      const why = ack?.error?.description ?? (msg.headers?.code === NO_RESPONDERS ? 'no stream for the subject' : 'malformed PubAck');
-      this.fail(token, new EngineUnavailableError(`JetStream did not store the command: ${why}`));
+    if (!ack.ok) {
+      this.fail(token, new EngineUnavailableError(`JetStream did not store the command: ${ack.why}`));
       return;
     }
     w.acked = true;

@@ -12,13 +12,13 @@
 // own id, and the settlement consumer and the webhook dispatcher de-duplicate on it.
 import { createHash } from 'node:crypto';
 import { headers, nuid, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { pubAckOf } from '../client/puback.ts';
 import { encode } from '../protocol/codec.ts';
 import { PROTOCOL_VERSION } from '../protocol/commands.ts';
 import { EVENTS_PER_COMMAND_MAX, EVENTS_PER_MESSAGE_MAX, eventBatchMsgId, type EngineEvent } from '../protocol/events.ts';
 
 /** A message without its PubAck after this long fails the batches in it (the shard restarts and naks). */
 export const EVENT_PUBACK_WAIT_MS = 10_000;
-const NO_RESPONDERS = 503;
 
 export class EventPublishError extends Error {
   override name = 'EventPublishError';
@@ -154,18 +154,8 @@ export class EventPublisher {
   private onAck(msg: Msg): void {
     const token = msg.subject.slice(this.inbox.length + 1);
     if (this.inFlight?.token !== token) return; // late answer to a message already failed
-    let ok = false;
-    let why = 'no stream for the subject';
-    if (msg.headers?.code !== NO_RESPONDERS) {
-      try {
-        const ack = JSON.parse(msg.string()) as { stream?: string; error?: { description?: string } };
-        ok = !ack.error && typeof ack.stream === 'string';
-        why = ack.error?.description ?? 'malformed PubAck';
-      } catch {
-        why = 'malformed PubAck';
-      }
-    }
-    if (!ok) return this.fail(token, new EventPublishError(`JetStream did not store the events: ${why}`));
+    const ack = pubAckOf(msg);
+    if (!ack.ok) return this.fail(token, new EventPublishError(`JetStream did not store the events: ${ack.why}`));
     const done = this.inFlight;
     clearTimeout(done.timer);
     this.inFlight = null;
