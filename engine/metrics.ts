@@ -207,6 +207,12 @@ export function engineMetrics(registry = new Registry()) {
       buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
       registers: [registry],
     }),
+    commandsPerMessage: new Histogram({
+      name: 'peakpay_engine_commands_per_message',
+      help: 'Commands per message of the command stream (CommandBatch coalescing; 1 for a command sent alone)',
+      buckets: [1, 2, 4, 8, 16, 32, 64],
+      registers: [registry],
+    }),
     inflight: new Gauge({
       name: 'peakpay_engine_inflight_commands',
       help: 'Commands received and not yet acknowledged',

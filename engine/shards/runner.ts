@@ -79,6 +79,8 @@ export class ShardRunner {
    * order). Bounded by inflightMax messages, so at most inflightMax × COMMANDS_PER_MESSAGE_MAX commands.
    */
   private readonly unacked = new Map<number, Held>();
+  /** Commands of those messages not yet complete (what peakpay_engine_inflight_commands shows). */
+  private heldCommands = 0;
   private messages: ConsumerMessages | null = null;
   private stopped = false;
   private failure: unknown = null;
@@ -255,6 +257,7 @@ export class ShardRunner {
       if (replyHeader && !m.headers?.has(BATCH_HEADER)) this.refuse(replyHeader, 'unknown', 'undecodable command');
       return;
     }
+    if (!catchUp) this.d.metrics.commandsPerMessage.observe(entries.length);
     const key = catchUp ? -m.seq : m.seq;
     const held: Held = { m, left: 0 };
     const envelopes: Envelope[] = [];
@@ -280,7 +283,8 @@ export class ShardRunner {
     }
     held.left = envelopes.length;
     this.unacked.set(key, held);
-    this.d.metrics.inflight.labels(String(this.shard)).set(this.unacked.size);
+    this.heldCommands += envelopes.length;
+    this.d.metrics.inflight.labels(String(this.shard)).set(this.heldCommands);
     for (const env of envelopes) {
       let actor = this.actors.get(env.cmd.merchant_id);
       if (!actor) {
@@ -356,11 +360,14 @@ export class ShardRunner {
       else this.d.nc.publish(replyTo, encode(o.reply));
     }
     const held = this.unacked.get(e.key);
-    if (held && --held.left === 0) {
-      if (e.key > 0) e.m.ack();
-      this.unacked.delete(e.key);
+    if (held) {
+      this.heldCommands--;
+      if (--held.left === 0) {
+        if (e.key > 0) e.m.ack();
+        this.unacked.delete(e.key);
+      }
     }
-    this.d.metrics.inflight.labels(String(this.shard)).set(this.unacked.size);
+    this.d.metrics.inflight.labels(String(this.shard)).set(this.heldCommands);
     this.d.metrics.commands.labels(e.cmd.type, o.reply.ok ? 'ok' : o.reply.code).inc();
     for (const ev of o.events) this.d.metrics.events.labels(ev.type).inc();
     // A catch-up copy was decided (and answered) before; its second decision is not a latency.
@@ -418,6 +425,7 @@ export class ShardRunner {
   private nakAll(): void {
     for (const [key, h] of this.unacked) if (key > 0) h.m.nak();
     this.unacked.clear();
+    this.heldCommands = 0;
     this.d.metrics.inflight.labels(String(this.shard)).set(0);
   }
 }

@@ -79,8 +79,16 @@ describe('poison commands', () => {
       { ...base, type: 'account.credit', cmd_id: uniqueId('c'), account_id: 'a', amount: 1999, currency: 'CNY', reason: 'ok' },
       { ...base, type: 'account.credit', cmd_id: uniqueId('c'), account_id: 'a', amount: 1, currency: 'CNY', reason: 'ok', extra: 1 },
     ];
+    const perMessage = async () => {
+      const v = (await h.engine?.metrics.commandsPerMessage.get())?.values ?? [];
+      return { sum: v.find((x) => x.metricName?.endsWith('_sum'))?.value ?? 0, count: v.find((x) => x.metricName?.endsWith('_count'))?.value ?? 0 };
+    };
+    const before = await perMessage();
     await js.publish(h.names.cmdSubject(merchant), encode({ v: PROTOCOL_VERSION, cmds, replies: ['t0', 't1', 't2', 't3'] }), { headers: hdr });
     await waitFor('four answers', async () => replies.size === 4);
+    // One message of four commands, seen as such by peakpay_engine_commands_per_message.
+    const after = await perMessage();
+    expect({ sum: after.sum - before.sum, count: after.count - before.count }).toEqual({ sum: 4, count: 1 });
     expect(replies.get('t0')).toMatchObject({ ok: true });
     expect(replies.get('t1')).toMatchObject({ ok: false, code: 'command.invalid' });
     expect(replies.get('t2')).toMatchObject({ ok: true });
