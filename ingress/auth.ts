@@ -7,7 +7,7 @@ import type { IngressContext } from './context.ts';
 import { retryAfterS } from './rate-limit.ts';
 import { parseAuthorization, sign, signatureMatches, timestampInWindow } from './signature.ts';
 
-export async function authenticate(ctx: IngressContext, req: FastifyRequest): Promise<Merchant> {
+export async function authenticate(ctx: IngressContext, req: FastifyRequest, opts: { deferNonce: boolean } = { deferNonce: false }): Promise<Merchant> {
   const fail = (code: ErrorCode, detail?: string): never => {
     ctx.metrics.authFailures.labels(code).inc();
     throw new ApiError(code, detail);
@@ -22,14 +22,27 @@ export async function authenticate(ctx: IngressContext, req: FastifyRequest): Pr
   if (!timestampInWindow(params.timestamp, Date.now())) return fail('auth.timestamp_out_of_window', 'timestamp must be within 300 s of the server clock');
   const expected = sign(merchant.secret, req.method, req.url, params.timestamp, params.nonce, req.rawBody);
   if (!signatureMatches(expected, params.signature)) return fail('auth.invalid_signature');
-  // The nonce and the merchant's rate limit in one round-trip; a limited request keeps its nonce unused.
-  const admission = await ctx.rateLimiter.merchant(merchant.id, params.nonce);
-  if (admission.kind === 'nonce_reused') return fail('auth.nonce_reused');
+  if (opts.deferNonce) {
+    // Checked with the Idempotency-Key claim, in the same round-trip (idempotent() in http.ts). Until
+    // then nothing is done: only validation runs, and a request refused there changes nothing either way.
+    req.deferredNonce = params.nonce;
+  } else {
+    // The nonce and the merchant's rate limit in one round-trip; a limited request keeps its nonce unused.
+    refuseUnadmitted(ctx, await ctx.rateLimiter.merchant(merchant.id, params.nonce));
+  }
+  if (merchant.status !== 'active') return fail('auth.merchant_disabled');
+  return merchant;
+}
+
+/** Throws the API error of a request refused at the door (nonce seen, merchant over its rate). */
+export function refuseUnadmitted(ctx: IngressContext, admission: { kind: 'ok' | 'admitted' | 'nonce_reused' } | { kind: 'limited'; retryAfterMs: number }): void {
+  if (admission.kind === 'nonce_reused') {
+    ctx.metrics.authFailures.labels('auth.nonce_reused').inc();
+    throw new ApiError('auth.nonce_reused');
+  }
   if (admission.kind === 'limited') {
     ctx.metrics.rateLimited.labels('merchant').inc();
     const s = retryAfterS(admission.retryAfterMs);
     throw new ApiError('rate_limited', `this merchant's request rate is over its limit; retry in ${s} s`, { headers: { 'retry-after': String(s) } });
   }
-  if (merchant.status !== 'active') return fail('auth.merchant_disabled');
-  return merchant;
 }

@@ -39,5 +39,14 @@ declare module 'fastify' {
   interface FastifyRequest {
     merchant: Merchant | null;
     rawBody: Buffer;
+    /**
+     * The authenticated request's nonce when its check was left to the idempotency claim (one
+     * Redis round-trip for both: admitClaim-3.lua); null once checked, or when auth checked it.
+     */
+    deferredNonce: string | null;
+  }
+  interface FastifyContextConfig {
+    /** The route runs idempotent(): authentication leaves the nonce to its claim. */
+    claimsNonce?: boolean;
   }
 }

@@ -6,7 +6,8 @@ import { isEngineUnavailableError } from '../engine/client/index.ts';
 import type { Merchant } from '../engine/merchants/index.ts';
 import { ApiError, isApiError, problemOf, type ErrorCode, type FieldError } from './errors.ts';
 import type { IngressContext } from './context.ts';
-import { derivedId, fingerprint, type StoredResponse } from './idempotency.ts';
+import { derivedId, fingerprint, type Claim, type StoredResponse } from './idempotency.ts';
+import { refuseUnadmitted } from './auth.ts';
 import { idempotencyKeySchema } from './schemas.ts';
 
 export type HttpResult = StoredResponse;
@@ -100,7 +101,17 @@ export async function idempotent(
   if (key === undefined) throw new ApiError('idempotency.key_missing');
   if (typeof key !== 'string' || !idempotencyKeySchema.safeParse(key).success) throw new ApiError('idempotency.key_invalid');
   const fp = fingerprint(req.method, req.url, req.rawBody);
-  const claim = await ctx.idempotency.begin(merchant.id, key, fp);
+  let claim: Claim;
+  const nonce = req.deferredNonce;
+  if (nonce !== null) {
+    req.deferredNonce = null;
+    const admission = await ctx.idempotency.admitAndBegin(merchant.id, key, fp, nonce, ctx.rateLimiter.admissionArgs);
+    refuseUnadmitted(ctx, admission);
+    if (admission.kind !== 'admitted') throw new Error('assertion: unadmitted request not refused');
+    claim = admission.claim;
+  } else {
+    claim = await ctx.idempotency.begin(merchant.id, key, fp);
+  }
   if (claim.state === 'mismatch') throw new ApiError('idempotency.key_reused', 'this Idempotency-Key was used with a different request');
   if (claim.state === 'in_progress') throw new ApiError('idempotency.in_progress', 'retry once the first request has finished');
   if (claim.state === 'done') return send(reply, claim.response, { 'idempotent-replayed': 'true' });

@@ -33,6 +33,30 @@ export function derivedId(prefix: string, merchantId: string, key: string, fp: s
 }
 
 type BeginFn = (key: string, fp: string, ttl: number) => Promise<(string | null)[]>;
+type AdmitClaimFn = (...args: (string | number)[]) => Promise<(string | number | null)[]>;
+
+/** What admitClaim-3.lua decided: the request refused at the door, or admitted with its claim. */
+export type Admission = { kind: 'nonce_reused' } | { kind: 'limited'; retryAfterMs: number } | { kind: 'admitted'; claim: Claim };
+/** The merchant bucket and nonce settings of the RateLimiter (rate 0 = no limit). */
+export type AdmissionArgs = { ratePerS: number; burst: number; nonceTtlS: number };
+
+function claimOf(r: readonly (string | number | null)[]): Claim {
+  switch (r[0]) {
+    case 'new':
+      return { state: 'new' };
+    case 'in_progress':
+      return { state: 'in_progress' };
+    case 'mismatch':
+      return { state: 'mismatch' };
+    case 'done':
+      return {
+        state: 'done',
+        response: { status: Number(r[2]), headers: JSON.parse(String(r[3] ?? '{}')) as Record<string, string>, body: String(r[4] ?? '') },
+      };
+    default:
+      throw new Error(`assertion: unexpected idempotency state ${String(r[0])}`);
+  }
+}
 type FinishFn = (key: string, status: number, headers: string, body: string, ttl: number) => Promise<number>;
 
 /**
@@ -52,34 +76,36 @@ export class IdempotencyStore {
     registerScripts(redis);
   }
 
-  private key(merchantId: string, idemKey: string): string {
+  private keysOf(merchantId: string): MerchantKeys {
     let keys = this.keysByMerchant.get(merchantId);
     if (!keys) {
       if (this.keysByMerchant.size >= KEYS_CACHE_ENTRIES_MAX) this.keysByMerchant.clear();
       keys = merchantKeys(this.prefix, merchantId);
       this.keysByMerchant.set(merchantId, keys);
     }
-    return keys.idempotency(sha256(idemKey).toString('hex'));
+    return keys;
+  }
+
+  private key(merchantId: string, idemKey: string): string {
+    return this.keysOf(merchantId).idempotency(sha256(idemKey).toString('hex'));
   }
 
   async begin(merchantId: string, idemKey: string, fp: string): Promise<Claim> {
     const fn = (this.redis as unknown as Record<string, BeginFn>)[`idempotencyBegin:${SCRIPTS_VERSION}`] as BeginFn;
-    const r = await fn.call(this.redis, this.key(merchantId, idemKey), fp, RUNNING_TTL_S);
-    switch (r[0]) {
-      case 'new':
-        return { state: 'new' };
-      case 'in_progress':
-        return { state: 'in_progress' };
-      case 'mismatch':
-        return { state: 'mismatch' };
-      case 'done':
-        return {
-          state: 'done',
-          response: { status: Number(r[2]), headers: JSON.parse(r[3] ?? '{}') as Record<string, string>, body: r[4] ?? '' },
-        };
-      default:
-        throw new Error(`assertion: unexpected idempotency state ${String(r[0])}`);
-    }
+    return claimOf(await fn.call(this.redis, this.key(merchantId, idemKey), fp, RUNNING_TTL_S));
+  }
+
+  /**
+   * The nonce, the merchant's rate limit and the claim in one EVALSHA (admitClaim-3.lua), for an
+   * authenticated POST: what authentication and begin() did in two round-trips.
+   */
+  async admitAndBegin(merchantId: string, idemKey: string, fp: string, nonce: string, a: AdmissionArgs): Promise<Admission> {
+    const fn = (this.redis as unknown as Record<string, AdmitClaimFn>)[`admitClaim:${SCRIPTS_VERSION}`] as AdmitClaimFn;
+    const keys = this.keysOf(merchantId);
+    const r = await fn.call(this.redis, keys.rateLimit, keys.nonce(nonce), keys.idempotency(sha256(idemKey).toString('hex')), a.ratePerS, a.burst, a.nonceTtlS, fp, RUNNING_TTL_S);
+    if (r[0] === 'nonce_reused') return { kind: 'nonce_reused' };
+    if (r[0] === 'limited') return { kind: 'limited', retryAfterMs: Number(r[1]) };
+    return { kind: 'admitted', claim: claimOf(r) };
   }
 
   /** One EVALSHA (idempotencyFinish-1.lua): atomic, and auto-pipelined with the other requests' commands. */

@@ -2,7 +2,8 @@
 // Redis so that every ingress instance shares them:
 //   per client address: before anything else (no merchant is known yet), one EVALSHA;
 //   per merchant: only once the signature checks out (a forger cannot spend a merchant's budget),
-//   in the round-trip that records the nonce anyway (rateLimitNonce-2.lua): no extra cost.
+//   in the round-trip that records the nonce anyway (rateLimitNonce-2.lua; for a POST, admitClaim-3.lua,
+//   which claims its Idempotency-Key too): no extra cost.
 // So a request costs at most one Redis round-trip more than without limits. A refused request
 // writes nothing: neither a token nor its nonce.
 import { isIP } from 'node:net';
@@ -71,6 +72,11 @@ export class RateLimiter {
     if (this.limits.ipPerS === 0) return 0;
     const address = isIP(ip) ? ip : peer !== undefined && isIP(peer) ? peer : UNKNOWN_ADDRESS;
     return this.script('rateLimit')(clientKeys(this.prefix, clientAddress(address)).rateLimit, this.limits.ipPerS, this.limits.ipBurst);
+  }
+
+  /** The merchant bucket and nonce settings, for scripts that admit a request with more work (admitClaim-3). */
+  get admissionArgs(): { ratePerS: number; burst: number; nonceTtlS: number } {
+    return { ratePerS: this.limits.merchantPerS, burst: this.limits.merchantBurst, nonceTtlS: this.nonceTtlS };
   }
 
   /** Records the nonce and takes a token of the merchant's bucket, both or neither. */

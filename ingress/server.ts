@@ -109,6 +109,7 @@ export async function buildServer(ctx: IngressContext, opts: ServerOptions = {})
 
   app.addHook('onRequest', async (req, reply) => {
     req.rawBody = EMPTY_BODY; // replaced by the parser when there is a body
+    req.deferredNonce = null;
     reply.header('request-id', req.id);
     // Before the body is read or anything is looked up: a flood from one address costs one EVALSHA each.
     if (isMerchantCall(req.url)) {
@@ -121,9 +122,13 @@ export async function buildServer(ctx: IngressContext, opts: ServerOptions = {})
     }
   });
   app.addHook('preHandler', async (req) => {
-    if (isMerchantCall(req.url)) req.merchant = await authenticate(ctx, req);
+    // A POST that runs idempotent() checks its nonce with its Idempotency-Key claim: one round-trip.
+    const deferNonce = req.method === 'POST' && req.routeOptions.config.claimsNonce === true;
+    if (isMerchantCall(req.url)) req.merchant = await authenticate(ctx, req, { deferNonce });
   });
   app.addHook('onResponse', async (req, reply) => {
+    // A route marked claimsNonce that answered success without idempotent(): its nonce went unchecked.
+    if (req.deferredNonce !== null && reply.statusCode < 400) req.log.error({ route: req.routeOptions.url }, 'assertion: nonce left unchecked');
     const route = req.routeOptions.url ?? 'unmatched';
     ctx.metrics.requests.labels(req.method, route, String(reply.statusCode)).inc();
     ctx.metrics.latency.labels(req.method, route).observe(reply.elapsedTime / 1000);

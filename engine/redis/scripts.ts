@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
 
 /** Bump when any script's contract (KEYS, ARGV or result) changes. */
-export const SCRIPTS_VERSION = 6;
+export const SCRIPTS_VERSION = 7;
 
 const LUA_DIR = join(dirname(fileURLToPath(import.meta.url)), 'lua');
 const INCLUDE = /^--@include "([^"]+)"\s*$/m;
@@ -28,7 +28,8 @@ export type ScriptName =
   | 'idempotencyBegin'
   | 'idempotencyFinish'
   | 'rateLimit'
-  | 'rateLimitNonce';
+  | 'rateLimitNonce'
+  | 'admitClaim';
 
 export type LoadedScript = { name: ScriptName; numberOfKeys: number; lua: string; command: string };
 

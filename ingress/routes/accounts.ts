@@ -8,7 +8,7 @@ import { errorResult, idempotent, jsonResult, parseBody, send } from '../http.ts
 import { createAccountBody } from '../schemas.ts';
 
 export function accountRoutes(app: FastifyInstance, ctx: IngressContext): void {
-  app.post('/v1/accounts', async (req, reply) => {
+  app.post('/v1/accounts', { config: { claimsNonce: true } }, async (req, reply) => {
     const merchant = req.merchant;
     if (!merchant) throw new Error('assertion: unauthenticated');
     const body = parseBody(req, createAccountBody);

@@ -54,7 +54,7 @@ export async function answer(
 export function paymentRoutes(app: FastifyInstance, ctx: IngressContext): void {
   const deadlineMs = ctx.config.ingressDeadlineMs;
 
-  app.post('/v1/payments', async (req, reply) => {
+  app.post('/v1/payments', { config: { claimsNonce: true } }, async (req, reply) => {
     const merchant = merchantOf(req);
     const body = parseBody(req, createPaymentBody);
     if (body.amount > merchant.paymentAmountMax) {
@@ -112,7 +112,7 @@ export function paymentRoutes(app: FastifyInstance, ctx: IngressContext): void {
   });
 
   const transition = (path: 'capture' | 'cancel' | 'verify') =>
-    app.post(`/v1/payments/:id/${path}`, async (req, reply) => {
+    app.post(`/v1/payments/:id/${path}`, { config: { claimsNonce: true } }, async (req, reply) => {
       const merchant = merchantOf(req);
       const { id } = req.params as { id: string };
       const body = path === 'capture' ? parseBody(req, capturePaymentBody)

@@ -40,7 +40,7 @@ export async function findRefund(ctx: IngressContext, merchantId: string, refund
 export function refundRoutes(app: FastifyInstance, ctx: IngressContext): void {
   const deadlineMs = ctx.config.ingressDeadlineMs;
 
-  app.post('/v1/payments/:id/refunds', async (req, reply) => {
+  app.post('/v1/payments/:id/refunds', { config: { claimsNonce: true } }, async (req, reply) => {
     const merchant = merchantOf(req);
     const { id: paymentId } = req.params as { id: string };
     const body = parseBody(req, refundPaymentBody);

@@ -10,7 +10,7 @@ import { createTopupBody } from '../schemas.ts';
 import { answer, merchantOf } from './payments.ts';
 
 export function topupRoutes(app: FastifyInstance, ctx: IngressContext): void {
-  app.post('/v1/topups', async (req, reply) => {
+  app.post('/v1/topups', { config: { claimsNonce: true } }, async (req, reply) => {
     const merchant = merchantOf(req);
     const body = parseBody(req, createTopupBody);
     return idempotent(ctx, req, reply, merchant, async ({ cmdId, derive }) => {
