@@ -6,8 +6,8 @@
 //   npm run bench                                        full run, ~4-5 min
 //   npm run bench -- --duration 5 --scenarios ceiling,naive-hot,uniform,hot --merchants 100 --hot-wallets 100 --quiet-wait 0   < 60 s
 //   npm run bench -- --scenarios uniform --profile /tmp/prof    CPU profiles of engine, settlement and ingress
-//   npm run bench -- --shards 2                          PEAKPAY_SHARD_COUNT of the peakpay run (default 16):
-//                                                        one engine on two cores coalesces more with 2
+//   npm run bench -- --shards 16                         PEAKPAY_SHARD_COUNT of the peakpay run (default 2:
+//                                                        one engine process, which coalesces more with few shards)
 //
 // Scenarios (all: balance payments, automatic capture, one request per payment, unless said):
 //   ceiling        node:http that only parses the body and answers 202 — saturation
@@ -62,7 +62,9 @@ const { values } = parseArgs({
     database: { type: 'string', default: 'peakpay_bench' },
     profile: { type: 'string', default: '' },
     'quiet-wait': { type: 'string', default: '20' },
-    shards: { type: 'string', default: '16' },
+    // One engine process runs here: as many shards as engines own them all the same, and fewer
+    // shards let the ingress coalesce more commands per message (docs/BENCHMARKS.md, "Coalescing").
+    shards: { type: 'string', default: '2' },
   },
 });
 const DURATION_S = Number(values.duration);
