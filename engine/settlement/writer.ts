@@ -28,14 +28,16 @@ export async function writeEvents(pool: pg.Pool, delivered: readonly StoredEvent
       payment_id: e.payment?.id ?? null, account_id: e.account?.account_id ?? e.payment?.account_id ?? null,
       occurred_at: iso(e.ts_ms), body: e,
     }));
-    const res = await client.query<{ id: string }>(
-      `INSERT INTO events (id, stream_seq, merchant_id, type, cmd_id, payment_id, account_id, occurred_at, body)
+    // Named statements: parsed and planned once per connection, not once per batch.
+    const res = await client.query<{ id: string }>({
+      name: 'settle-events',
+      text: `INSERT INTO events (id, stream_seq, merchant_id, type, cmd_id, payment_id, account_id, occurred_at, body)
        SELECT id, stream_seq, merchant_id, type, cmd_id, payment_id, account_id, occurred_at, body
        FROM jsonb_to_recordset($1::jsonb) AS x(id text, stream_seq bigint, merchant_id text, type text, cmd_id text,
             payment_id text, account_id text, occurred_at timestamptz, body jsonb)
        ON CONFLICT (id) DO NOTHING RETURNING id`,
-      [JSON.stringify(eventRows)],
-    );
+      values: [JSON.stringify(eventRows)],
+    });
     const fresh = new Set(res.rows.map((r) => r.id));
     const events = batch.map((b) => b.event).filter((e) => fresh.has(e.id));
 
@@ -46,26 +48,28 @@ export async function writeEvents(pool: pg.Pool, delivered: readonly StoredEvent
       })),
     );
     if (postings.length > 0) {
-      await client.query(
-        `INSERT INTO postings (event_id, merchant_id, ledger_account, currency, amount, kind, memo, created_at)
+      await client.query({
+        name: 'settle-postings',
+        text: `INSERT INTO postings (event_id, merchant_id, ledger_account, currency, amount, kind, memo, created_at)
          SELECT event_id, merchant_id, ledger_account, currency, amount, kind, memo, created_at
          FROM jsonb_to_recordset($1::jsonb) AS x(event_id text, merchant_id text, ledger_account text, currency text,
               amount bigint, kind text, memo text, created_at timestamptz)`,
-        [JSON.stringify(postings)],
-      );
+        values: [JSON.stringify(postings)],
+      });
     }
 
     const accounts = events
       .filter((e) => e.type === 'account.created' && e.account)
       .map((e) => ({ merchant_id: e.merchant_id, account_id: e.account?.account_id, currency: e.account?.currency, created_at: iso(e.ts_ms) }));
     if (accounts.length > 0) {
-      await client.query(
-        `INSERT INTO accounts (merchant_id, account_id, currency, created_at)
+      await client.query({
+        name: 'settle-accounts',
+        text: `INSERT INTO accounts (merchant_id, account_id, currency, created_at)
          SELECT merchant_id, account_id, currency, created_at
          FROM jsonb_to_recordset($1::jsonb) AS x(merchant_id text, account_id text, currency text, created_at timestamptz)
          ON CONFLICT DO NOTHING`,
-        [JSON.stringify(accounts)],
-      );
+        values: [JSON.stringify(accounts)],
+      });
     }
 
     // One row per payment: the highest version in this batch (an upsert may not touch a row twice).
@@ -83,8 +87,9 @@ export async function writeEvents(pool: pg.Pool, delivered: readonly StoredEvent
         buyer: p.buyer, metadata: p.metadata, hold_expires_at: p.hold_expires_at,
         created_at: p.created_at, updated_at: p.updated_at, version: p.version,
       }));
-      await client.query(
-        `INSERT INTO payments AS p (id, merchant_id, out_trade_no, amount, currency, amount_captured, amount_refunded, method,
+      await client.query({
+        name: 'settle-payments',
+        text: `INSERT INTO payments AS p (id, merchant_id, out_trade_no, amount, currency, amount_captured, amount_refunded, method,
             channel, scene, subject, account_id, status, failure_code, failure_message, buyer, metadata, hold_expires_at,
             created_at, updated_at, version)
          SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(id text, merchant_id text, out_trade_no text, amount bigint,
@@ -95,8 +100,8 @@ export async function writeEvents(pool: pg.Pool, delivered: readonly StoredEvent
             status = EXCLUDED.status, failure_code = EXCLUDED.failure_code, failure_message = EXCLUDED.failure_message,
             hold_expires_at = EXCLUDED.hold_expires_at, updated_at = EXCLUDED.updated_at, version = EXCLUDED.version
          WHERE p.version < EXCLUDED.version`,
-        [JSON.stringify(rows)],
-      );
+        values: [JSON.stringify(rows)],
+      });
     }
     await writeRiskChanges(client, batch.filter((b) => fresh.has(b.event.id)));
     await writeRefunds(client, batch.filter((b) => fresh.has(b.event.id)));
