@@ -244,9 +244,10 @@ export class ShardRunner {
 
   private receive(m: JsMsg, catchUp = false): void {
     const replyHeader = m.headers?.get(REPLY_HEADER) || null;
+    const isBatch = m.headers?.has(BATCH_HEADER) ?? false;
     let entries: BatchEntry[];
     try {
-      entries = m.headers?.has(BATCH_HEADER)
+      entries = isBatch
         ? decodeCommandBatch(m.data)
         : [{ reply: '', cmd: decodeCommand(m.data), error: null }];
     } catch (err) {
@@ -254,7 +255,7 @@ export class ShardRunner {
       this.d.metrics.rejected.inc();
       this.d.log.warn({ shard: this.shard, seq: m.seq, err: (err as Error).message }, 'undecodable command terminated');
       if (!catchUp) m.term();
-      if (replyHeader && !m.headers?.has(BATCH_HEADER)) this.refuse(replyHeader, 'unknown', 'undecodable command');
+      if (replyHeader && !isBatch) this.refuse(replyHeader, 'unknown', 'undecodable command');
       return;
     }
     if (!catchUp) this.d.metrics.commandsPerMessage.observe(entries.length);
@@ -262,19 +263,19 @@ export class ShardRunner {
     const held: Held = { m, left: 0 };
     const envelopes: Envelope[] = [];
     for (const e of entries) {
-      // A batch's reply subject is <prefix>.<token>; a single command's is the header itself.
-      const replyTo = !replyHeader ? null : m.headers?.has(BATCH_HEADER) ? (e.reply ? `${replyHeader}.${e.reply}` : null) : replyHeader;
+      // A batch's replies go to <prefix>.<token> (coalesced in ReplyBatches); a single command's to the header itself.
+      const batchReply = isBatch && replyHeader && e.reply ? { prefix: replyHeader, token: e.reply } : null;
+      const replyTo = batchReply ? `${batchReply.prefix}.${batchReply.token}` : isBatch ? null : replyHeader;
       if (e.cmd === null) {
         this.d.metrics.rejected.inc();
         this.d.log.warn({ shard: this.shard, seq: m.seq, err: e.error }, 'invalid command in a batch refused');
-        if (replyTo && replyHeader && !catchUp) {
-          this.replies.send(replyHeader, e.reply, {
+        if (batchReply && !catchUp) {
+          this.replies.send(batchReply.prefix, batchReply.token, {
             v: PROTOCOL_VERSION, cmd_id: 'unknown', ok: false, replayed: false, code: 'command.invalid', message: 'invalid command', payment_id: null,
           });
         }
         continue;
       }
-      const batchReply = replyTo && m.headers?.has(BATCH_HEADER) ? { prefix: replyHeader as string, token: e.reply } : null;
       envelopes.push({ m, cmd: e.cmd, key, replyTo, batchReply });
     }
     if (envelopes.length === 0) {
