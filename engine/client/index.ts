@@ -49,6 +49,8 @@ const ACK_MARK = 'a';
 
 /** A shard's PubAck slot is given up after this long without an answer (the waiters have their own deadlines). */
 export const BATCH_ACK_WAIT_MS = 2_000;
+/** A batch without a PubAck is forgotten after this long: past the longest caller deadline (30 s). */
+const BATCH_FORGET_MS = 35_000;
 
 /** Commands waiting for their shard's slot, and whether a message of that shard awaits its PubAck. */
 type ShardQueue = { subject: string; queued: Array<{ token: string; cmd: Command }>; inFlight: string | null; timer: NodeJS.Timeout | null };
@@ -174,7 +176,7 @@ export class CommandClient {
     h.set(BATCH_HEADER, String(take.length));
     q.inFlight = batchToken;
     this.batches.set(batchToken, { q, tokens });
-    q.timer = setTimeout(() => this.release(q, batchToken), BATCH_ACK_WAIT_MS);
+    q.timer = setTimeout(() => this.onBatchAckWait(q, batchToken), BATCH_ACK_WAIT_MS);
     try {
       this.nc.publish(q.subject, encode({ v: PROTOCOL_VERSION, cmds: take.map((t) => t.cmd), replies: tokens }), {
         reply: `${this.prefix}.${ACK_MARK}${batchToken}`,
@@ -193,8 +195,17 @@ export class CommandClient {
     if (q.timer) clearTimeout(q.timer);
     q.timer = null;
     q.inFlight = null;
-    this.batches.delete(batchToken);
     this.flush(q);
+  }
+
+  /**
+   * No PubAck within BATCH_ACK_WAIT_MS: the shard's next commands go on, but a late PubAck still
+   * tells this batch's waiters that JetStream has their commands (202, not 503) until the longest
+   * deadline a caller can set has passed; then the batch is forgotten (bounded).
+   */
+  private onBatchAckWait(q: ShardQueue, batchToken: string): void {
+    this.release(q, batchToken);
+    setTimeout(() => this.batches.delete(batchToken), BATCH_FORGET_MS).unref();
   }
 
   private onReply(token: string, msg: Msg): void {
