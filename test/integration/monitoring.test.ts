@@ -163,10 +163,12 @@ describe('the dashboard against Prometheus scraping a loaded stack', () => {
     }
     await Promise.all(Array.from({ length: CONCURRENCY }, worker));
     // Commands the engine refuses, at the end of the load so they are inside the rate window:
-    // captures of payments that do not exist (payment.not_found). One per scrape interval: a
-    // series born at its final value has no increase for rate() to see.
+    // captures of payments that do not exist (payment.not_found); and requests with a bad
+    // signature, whose earlier ones may have left the window on a slow machine. One per scrape
+    // interval: a series born at its final value has no increase for rate() to see.
     for (let i = 0; i < 4; i++) {
       count((await h.call(merchant, 'POST', `/v1/payments/${uniqueId('pay')}/capture`, {})).statusCode);
+      count((await h.call({ id: merchant.id, secret: 'not-the-secret' }, 'GET', `/v1/payments/${uniqueId('pay')}`)).statusCode);
       await new Promise((r) => setTimeout(r, 1_100));
     }
     return statuses;
