@@ -83,7 +83,11 @@ export class CommandClient {
   private flushScheduled = false;
 
   /** `_js` is no longer used (PubAcks arrive on the client's own subscription); kept so callers need not change. */
-  constructor(nc: NatsConnection, _js: JetStreamClient | null, names: Names) {
+  private readonly batchAckWaitMs: number;
+
+  /** `opts.batchAckWaitMs`: how long a shard's slot waits for a PubAck (tests shorten it). */
+  constructor(nc: NatsConnection, _js: JetStreamClient | null, names: Names, opts: { batchAckWaitMs?: number } = {}) {
+    this.batchAckWaitMs = opts.batchAckWaitMs ?? BATCH_ACK_WAIT_MS;
     this.nc = nc;
     this.names = names;
     this.prefix = `${names.replyPrefix}.${nuid.next()}`;
@@ -176,7 +180,7 @@ export class CommandClient {
     h.set(BATCH_HEADER, String(take.length));
     q.inFlight = batchToken;
     this.batches.set(batchToken, { q, tokens });
-    q.timer = setTimeout(() => this.onBatchAckWait(q, batchToken), BATCH_ACK_WAIT_MS);
+    q.timer = setTimeout(() => this.onBatchAckWait(q, batchToken), this.batchAckWaitMs);
     try {
       this.nc.publish(q.subject, encode({ v: PROTOCOL_VERSION, cmds: take.map((t) => t.cmd), replies: tokens }), {
         reply: `${this.prefix}.${ACK_MARK}${batchToken}`,

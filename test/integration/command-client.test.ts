@@ -122,6 +122,22 @@ describe('CommandClient', () => {
     client.stop();
   });
 
+  it("a PubAck that comes after the shard's slot was given up still tells the waiter its command is stored", async () => {
+    await ensureStreams(jsm, n);
+    const client = new CommandClient(nc, null, n, { batchAckWaitMs: 1 });
+    client.start();
+    const before = (await jsm.streams.info(n.cmdStream)).state.messages;
+    const sent = client.send(command('m_cc_late'), 300);
+    await new Promise((r) => setImmediate(r)); // the batch is published and its 1 ms slot timer set
+    // Hold the loop past that timer: it runs (timers phase) before the PubAck is read (poll phase).
+    const until = Date.now() + 5;
+    while (Date.now() < until) { /* hold the event loop */ }
+    // Stored, and the late PubAck says so: "processing" (202) at the deadline, not 503.
+    expect(await sent).toEqual({ kind: 'timeout' });
+    expect((await jsm.streams.info(n.cmdStream)).state.messages).toBe(before + 1);
+    client.stop();
+  });
+
   it('never publishes a queued command whose caller was already answered 503 at its deadline', async () => {
     await ensureStreams(jsm, n);
     const client = new CommandClient(nc, null, n);
