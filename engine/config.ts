@@ -22,6 +22,14 @@ const envSchema = z.object({
   // Prometheus endpoint of an engine or settlement process (the ingress serves /metrics itself); 0 = off.
   PEAKPAY_METRICS_PORT: intFrom(0, 65535, 0),
   PEAKPAY_INGRESS_DEADLINE_MS: intFrom(50, 30_000, 2000),
+  // Answer 202 as soon as JetStream has stored a command when the engine's last decisions on its
+  // shard came this long after their PubAcks (a backlog: the spike waits in JetStream, not in open
+  // connections); 0 = always wait for the deadline.
+  PEAKPAY_INGRESS_BACKLOG_LAG_MS: intFrom(0, 30_000, 1000),
+  // Scheduling niceness (0-19) the engine and settlement processes give all their threads at start.
+  // Where they share cores with the ingress, a positive value lets the ingress accept a spike first
+  // and the engine work the queue off after it.
+  PEAKPAY_BACKGROUND_NICE: intFrom(0, 19, 0),
   PEAKPAY_ENGINE_ID: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).default(`${hostname().replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 40)}-${process.pid}`),
   PEAKPAY_OP_TTL_S: intFrom(3600, 90 * 86400, 7 * 86400),
   PEAKPAY_ACTOR_BATCH_MAX: intFrom(1, 4096, 256),
@@ -72,6 +80,8 @@ export type Config = {
   httpPort: number;
   metricsPort: number;
   ingressDeadlineMs: number;
+  ingressBacklogLagMs: number;
+  backgroundNice: number;
   engineId: string;
   opTtlS: number;
   /** engine/channels/settings.ts JSON; null = no channels (balance payments only). */
@@ -127,6 +137,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     httpPort: e.PEAKPAY_HTTP_PORT,
     metricsPort: e.PEAKPAY_METRICS_PORT,
     ingressDeadlineMs: e.PEAKPAY_INGRESS_DEADLINE_MS,
+    ingressBacklogLagMs: e.PEAKPAY_INGRESS_BACKLOG_LAG_MS,
+    backgroundNice: e.PEAKPAY_BACKGROUND_NICE,
     engineId: e.PEAKPAY_ENGINE_ID,
     opTtlS: e.PEAKPAY_OP_TTL_S,
     channelsFile: e.PEAKPAY_CHANNELS_FILE ?? null,

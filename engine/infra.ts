@@ -1,6 +1,8 @@
 // Connections to NATS, Redis and Postgres, configured the same way in every process.
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
+import { readdirSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import pg from 'pg';
 import pino, { type Logger } from 'pino';
 import type { Config } from './config.ts';
@@ -51,6 +53,29 @@ export function pgPool(config: Config, max = 8): pg.Pool {
 export const PROCESS_STOP_MS_MAX = 20_000;
 
 /** Runs a service as the process's main: SIGINT/SIGTERM stop it once, bounded, then exit. */
+/**
+ * Lowers this process's scheduling priority to `nice` (0: leaves it). On Linux a niceness belongs
+ * to each thread, so every thread already running (V8's and libuv's) is set; threads started later
+ * (piscina workers) inherit it from the main thread. Lowering needs no privilege.
+ */
+export function setNiceness(nice: number, log: Logger): void {
+  if (nice === 0) return;
+  let tids: number[] = [];
+  try {
+    tids = readdirSync('/proc/self/task').map(Number);
+  } catch {
+    tids = [0]; // no /proc: elsewhere the niceness is the process's
+  }
+  for (const tid of tids) {
+    try {
+      setPriority(tid, nice);
+    } catch (err) {
+      log.warn({ err, tid }, 'could not lower the priority of a thread');
+    }
+  }
+  log.info({ nice }, 'running at a lower scheduling priority (PEAKPAY_BACKGROUND_NICE)');
+}
+
 export function stopOnSignals(service: { stop(): Promise<void> }): void {
   let stopping = false;
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {

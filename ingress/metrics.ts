@@ -2,6 +2,7 @@
 // route is fastify's pattern (/v1/payments/:id, or "unmatched"), never the URL with its ids; the
 // method is one Node's HTTP parser accepts; the status one fastify sends.
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { SendResult } from '../engine/client/index.ts';
 
 export function ingressMetrics(registry = new Registry()) {
   collectDefaultMetrics({ register: registry });
@@ -37,6 +38,17 @@ export function ingressMetrics(registry = new Registry()) {
       help: 'Requests answered 202 because the engine did not decide within the deadline',
       registers: [registry],
     }),
+    backlogAccepts: new Counter({
+      name: 'peakpay_ingress_backlog_accepts_total',
+      help: 'Requests answered 202 once JetStream stored them, because the engine lagged on their shard (PEAKPAY_INGRESS_BACKLOG_LAG_MS)',
+      registers: [registry],
+    }),
   };
 }
 export type IngressMetrics = ReturnType<typeof ingressMetrics>;
+
+/** A command answered 202 without the engine's decision: counted by why (deadline or backlog). */
+export function countUndecided(m: IngressMetrics, sent: SendResult): void {
+  if (sent.kind === 'timeout' && sent.backlog) m.backlogAccepts.inc();
+  else m.engineTimeouts.inc();
+}

@@ -39,7 +39,7 @@ export async function startIngress(
   const pool = opts.pool ?? pgPool(config, 8);
   const channelSettings = opts.channels !== undefined ? opts.channels : config.channelsFile ? loadChannelSettings(config.channelsFile) : null;
   const metrics = ingressMetrics();
-  const client = new CommandClient(nc, jetstream(nc), n);
+  const client = new CommandClient(nc, jetstream(nc), n, { backlogLagMs: config.ingressBacklogLagMs });
   client.start();
   const ctx: IngressContext = {
     config, names: n, nc, jsm, redis, pool, client, log,

@@ -80,6 +80,16 @@ function processTicks(pid: number): number {
   }
 }
 
+/** Read and write system calls a process has made so far (/proc/<pid>/io); a loopback write wakes its reader. */
+function processSyscalls(pid: number): number {
+  try {
+    const io = readFileSync(`/proc/${pid}/io`, 'utf8');
+    return Number(/syscr: (\d+)/.exec(io)?.[1] ?? 0) + Number(/syscw: (\d+)/.exec(io)?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
 function pidsByName(comm: string): number[] {
   const out: number[] = [];
   for (const d of readdirSync('/proc')) {
@@ -188,7 +198,7 @@ function signedPaymentRequests(merchants: Merchant[]): autocannon.Request[] {
 type Line = {
   target: string; req_s: number; p50_ms: number; p99_ms: number; errors: number; timeouts: number; non_2xx: number;
   statuses: Record<string, number>; requests: number; duration_s: number;
-  cpu_pct: Record<string, number>; cpu_us_per_req: Record<string, number>; machine_busy_pct: number; pre_run_busy_pct: number; waited_s: number;
+  cpu_pct: Record<string, number>; cpu_us_per_req: Record<string, number>; syscalls_per_req: Record<string, number>; machine_busy_pct: number; pre_run_busy_pct: number; waited_s: number;
 };
 
 async function measure(target: string, url: string, merchants: Merchant[], procs: Record<string, number[]>): Promise<Line> {
@@ -196,6 +206,7 @@ async function measure(target: string, url: string, merchants: Merchant[], procs
   await autocannon({ ...opts, duration: WARMUP_S }); // JIT, merchant cache, connection pools
   const quiet = await waitForQuietMachine();
   const ticks0 = Object.fromEntries(Object.entries(procs).map(([k, pids]) => [k, pids.reduce((a, p) => a + processTicks(p), 0)]));
+  const sys0 = Object.fromEntries(Object.entries(procs).map(([k, pids]) => [k, pids.reduce((a, p) => a + processSyscalls(p), 0)]));
   const m0 = machineTicks();
   const self0 = process.cpuUsage();
   const t0 = performance.now();
@@ -207,12 +218,15 @@ async function measure(target: string, url: string, merchants: Merchant[], procs
   const cpu: Record<string, number> = {};
   const cpuUsPerReq: Record<string, number> = {};
   const perReq = (ticks: number) => Math.round((ticks / CLK_TCK) * 1e6 / Math.max(1, r.requests.total));
+  const syscallsPerReq: Record<string, number> = {};
   let accounted = 0;
   for (const [k, pids] of Object.entries(procs)) {
     const t = pids.reduce((a, p) => a + processTicks(p), 0) - (ticks0[k] ?? 0);
     cpu[k] = pct(t);
     cpuUsPerReq[k] = perReq(t);
     accounted += t;
+    const calls = pids.reduce((a, p) => a + processSyscalls(p), 0) - (sys0[k] ?? 0);
+    syscallsPerReq[k] = Math.round((10 * calls) / Math.max(1, r.requests.total)) / 10;
   }
   const selfTicks = ((self.user + self.system) / 1e6) * CLK_TCK;
   cpu.loadgen = pct(selfTicks);
@@ -222,7 +236,7 @@ async function measure(target: string, url: string, merchants: Merchant[], procs
   const statuses = Object.fromEntries(Object.entries(r.statusCodeStats ?? {}).map(([code, s]) => [code, s.count ?? 0]));
   return {
     target, req_s: Math.round(r.requests.average), p50_ms: r.latency.p50, p99_ms: r.latency.p99, errors: r.errors, timeouts: r.timeouts,
-    non_2xx: r.non2xx, statuses, requests: r.requests.total, duration_s: r.duration, cpu_pct: cpu, cpu_us_per_req: cpuUsPerReq,
+    non_2xx: r.non2xx, statuses, requests: r.requests.total, duration_s: r.duration, cpu_pct: cpu, cpu_us_per_req: cpuUsPerReq, syscalls_per_req: syscallsPerReq,
     machine_busy_pct: Math.round((100 * (m1.busy - m0.busy)) / Math.max(1, m1.total - m0.total)), pre_run_busy_pct: quiet.busyPct, waited_s: quiet.waitedS,
   };
 }

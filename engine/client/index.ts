@@ -14,6 +14,12 @@
 // sent meanwhile goes out together, as one CommandBatch, when that PubAck arrives (or at the end of
 // the event-loop turn when nothing is waiting). Idle, a command leaves at once; under load, one
 // JetStream write, delivery and ack carry many commands — no timer, no fixed linger.
+//
+// Backlog: when the engine's last decisions on a shard came `backlogLagMs` or more after their
+// PubAck, the engine is behind on that shard, and a new command would most likely wait out the
+// caller's whole deadline. Such a command is answered "processing" (202) as soon as JetStream has
+// stored it: the excess of a spike waits in JetStream, not in open HTTP connections. One command
+// per shard stays watched (the probe) so that the client sees when the engine has caught up.
 import { headers, nuid, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import type { JetStreamClient } from '@nats-io/jetstream';
 import { decodeReply, decodeReplyBatch, encode } from '../protocol/codec.ts';
@@ -36,7 +42,7 @@ export const isEngineUnavailableError = (err: unknown): err is EngineUnavailable
  * duplicate: JetStream already held this cmd_id (only with `returnDuplicate`): the command is
  * stored and will be (or was) applied, but its reply went to whoever sent it first.
  */
-export type SendResult = { kind: 'reply'; reply: Reply } | { kind: 'timeout' } | { kind: 'duplicate' };
+export type SendResult = { kind: 'reply'; reply: Reply } | { kind: 'timeout'; backlog?: true } | { kind: 'duplicate' };
 
 /** Bounded: at most this many requests wait for a reply at once; past it, callers get 503. */
 export const WAITING_MAX = 50_000;
@@ -51,6 +57,16 @@ const ACK_MARK = 'a';
 export const BATCH_ACK_WAIT_MS = 2_000;
 /** A batch without a PubAck is forgotten after this long: past the longest caller deadline (30 s). */
 const BATCH_FORGET_MS = 35_000;
+/** A probe (a command answered early, still watched for its reply) is replaced after this long. */
+const PROBE_FORGET_MS = 35_000;
+/** At most this many shards' lag records are kept (shard subjects are bounded by the shard count). */
+const LAG_RECORDS_MAX = 4_096;
+
+/**
+ * How far behind the engine was on one shard, as this client last saw it: the time from a
+ * command's PubAck to its reply. `probe`: the token of a command answered early, still watched.
+ */
+type ShardLag = { lagMs: number; probe: string | null; probeAtMs: number };
 
 /** Commands waiting for their shard's slot, and whether a message of that shard awaits its PubAck. */
 type ShardQueue = { subject: string; queued: Array<{ token: string; cmd: Command }>; inFlight: string | null; timer: NodeJS.Timeout | null };
@@ -68,6 +84,9 @@ type Waiter = {
   published: boolean;
   deadlinePassed: boolean;
   returnDuplicate: boolean;
+  /** The shard subject (batched sends only), and when JetStream stored the command (0: not yet). */
+  subject: string | null;
+  ackedAtMs: number;
 };
 
 export class CommandClient {
@@ -81,13 +100,24 @@ export class CommandClient {
   /** Batches awaiting their PubAck: batch token → its shard queue and the tokens of its commands. */
   private readonly batches = new Map<string, { q: ShardQueue; tokens: string[] }>();
   private flushScheduled = false;
+  /** Per shard subject: the engine's lag as last seen (see "Backlog" above). */
+  private readonly lags = new Map<string, ShardLag>();
+  /** Probe token → its shard subject. */
+  private readonly probes = new Map<string, string>();
+  private readonly backlogLagMs: number;
 
   /** `_js` is no longer used (PubAcks arrive on the client's own subscription); kept so callers need not change. */
   private readonly batchAckWaitMs: number;
 
-  /** `opts.batchAckWaitMs`: how long a shard's slot waits for a PubAck (tests shorten it). */
-  constructor(nc: NatsConnection, _js: JetStreamClient | null, names: Names, opts: { batchAckWaitMs?: number } = {}) {
+  /**
+   * `opts.batchAckWaitMs`: how long a shard's slot waits for a PubAck (tests shorten it).
+   * `opts.backlogLagMs`: answer "processing" at the PubAck once the engine's decisions on the shard
+   * lag this much behind their PubAcks (0 or absent: never; always wait for the deadline).
+   */
+  constructor(nc: NatsConnection, _js: JetStreamClient | null, names: Names, opts: { batchAckWaitMs?: number; backlogLagMs?: number } = {}) {
     this.batchAckWaitMs = opts.batchAckWaitMs ?? BATCH_ACK_WAIT_MS;
+    this.backlogLagMs = opts.backlogLagMs ?? 0;
+    if (!(Number.isInteger(this.backlogLagMs) && this.backlogLagMs >= 0)) throw new Error('assertion: backlogLagMs must be an integer >= 0');
     this.nc = nc;
     this.names = names;
     this.prefix = `${names.replyPrefix}.${nuid.next()}`;
@@ -110,6 +140,8 @@ export class CommandClient {
     for (const q of this.shards.values()) if (q.timer) clearTimeout(q.timer);
     this.shards.clear();
     this.batches.clear();
+    this.lags.clear();
+    this.probes.clear();
     for (const w of this.waiting.values()) this.settle(w, { kind: 'timeout' });
     this.waiting.clear();
   }
@@ -124,7 +156,8 @@ export class CommandClient {
     const token = String(++this.counter);
     const returnDuplicate = opts.returnDuplicate ?? false;
     const result = new Promise<SendResult>((resolve, reject) => {
-      const w: Waiter = { resolve, reject, timer: setTimeout(() => this.onDeadline(token), timeoutMs), ackTimer: null, acked: false, published: false, deadlinePassed: false, returnDuplicate };
+      const w: Waiter = { resolve, reject, timer: setTimeout(() => this.onDeadline(token), timeoutMs), ackTimer: null, acked: false, published: false, deadlinePassed: false, returnDuplicate,
+        subject: returnDuplicate ? null : this.names.cmdSubject(cmd.merchant_id), ackedAtMs: 0 };
       if (timeoutMs < PUBACK_WAIT_MS_MIN) w.ackTimer = setTimeout(() => this.onAckDeadline(token), PUBACK_WAIT_MS_MIN);
       this.waiting.set(token, w);
     });
@@ -214,8 +247,12 @@ export class CommandClient {
 
   private onReply(token: string, msg: Msg): void {
     const w = this.waiting.get(token);
-    if (!w) return; // the caller gave up (timeout); the result is stored by the engine anyway
+    if (!w) {
+      this.onProbeReply(token);
+      return; // the caller gave up (timeout); the result is stored by the engine anyway
+    }
     this.waiting.delete(token);
+    this.observeLag(w);
     let r: SendResult;
     try {
       r = { kind: 'reply', reply: decodeReply(msg.data) };
@@ -234,8 +271,12 @@ export class CommandClient {
     }
     for (const { token, reply } of entries) {
       const w = this.waiting.get(token);
-      if (!w) continue;
+      if (!w) {
+        this.onProbeReply(token);
+        continue;
+      }
       this.waiting.delete(token);
+      this.observeLag(w);
       this.settle(w, reply ? { kind: 'reply', reply } : { kind: 'timeout' });
     }
   }
@@ -260,6 +301,7 @@ export class CommandClient {
       return;
     }
     w.acked = true;
+    w.ackedAtMs = performance.now();
     if (w.ackTimer) clearTimeout(w.ackTimer);
     w.ackTimer = null;
     // A duplicate is never delivered again, so no reply will come to this sender: say so now.
@@ -272,7 +314,45 @@ export class CommandClient {
     if (w.deadlinePassed) {
       this.waiting.delete(token);
       this.settle(w, { kind: 'timeout' });
+      return;
     }
+    // Stored, and the engine is far behind on this shard: answer "processing" now too.
+    const lag = w.subject === null || this.backlogLagMs === 0 ? undefined : this.lags.get(w.subject);
+    if (lag && lag.lagMs >= this.backlogLagMs) {
+      this.waiting.delete(token);
+      if (lag.probe === null || w.ackedAtMs - lag.probeAtMs > PROBE_FORGET_MS) {
+        if (lag.probe !== null) this.probes.delete(lag.probe);
+        lag.probe = token;
+        lag.probeAtMs = w.ackedAtMs;
+        this.probes.set(token, w.subject as string);
+      }
+      this.settle(w, { kind: 'timeout', backlog: true });
+    }
+  }
+
+  /** A reply to a waiting command: how long after its PubAck the engine decided on its shard. */
+  private observeLag(w: Waiter): void {
+    if (w.subject === null || this.backlogLagMs === 0) return;
+    const lagMs = w.ackedAtMs === 0 ? 0 : performance.now() - w.ackedAtMs;
+    const lag = this.lags.get(w.subject);
+    if (lag) {
+      lag.lagMs = lagMs;
+      return;
+    }
+    if (lagMs < this.backlogLagMs || this.lags.size >= LAG_RECORDS_MAX) return; // nothing to remember
+    this.lags.set(w.subject, { lagMs, probe: null, probeAtMs: 0 });
+  }
+
+  /** The reply to a probe: the engine's current lag on that shard. */
+  private onProbeReply(token: string): void {
+    const subject = this.probes.get(token);
+    if (subject === undefined) return;
+    this.probes.delete(token);
+    const lag = this.lags.get(subject);
+    if (!lag || lag.probe !== token) return;
+    lag.lagMs = performance.now() - lag.probeAtMs;
+    lag.probe = null;
+    if (lag.lagMs < this.backlogLagMs) this.lags.delete(subject); // caught up: forget the shard
   }
 
   private onDeadline(token: string): void {

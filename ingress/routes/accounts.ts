@@ -6,6 +6,7 @@ import { ApiError, isErrorCode } from '../errors.ts';
 import type { IngressContext } from '../context.ts';
 import { errorResult, idempotent, jsonResult, parseBody, send } from '../http.ts';
 import { createAccountBody } from '../schemas.ts';
+import { countUndecided } from '../metrics.ts';
 
 export function accountRoutes(app: FastifyInstance, ctx: IngressContext): void {
   app.post('/v1/accounts', { config: { claimsNonce: true } }, async (req, reply) => {
@@ -20,7 +21,7 @@ export function accountRoutes(app: FastifyInstance, ctx: IngressContext): void {
       if (sent.kind !== 'reply') {
         // A retry of a command JetStream already holds is deduplicated and gets no reply of its
         // own, so what the first attempt did is read back instead of waiting for an answer.
-        ctx.metrics.engineTimeouts.inc();
+        countUndecided(ctx.metrics, sent);
         const account = await ctx.store.readAccount(merchant.id, body.account_id);
         if (!account) throw new ApiError('engine.unavailable', 'the engine did not answer in time; retry with the same key');
         if (account.currency !== body.currency) return errorResult('account.exists', `account ${body.account_id} exists in ${account.currency}`, req.id);

@@ -12,6 +12,7 @@ import type { IngressContext } from '../context.ts';
 import { errorResult, idempotent, jsonResult, parseBody, send, type HttpResult } from '../http.ts';
 import { cancelPaymentBody, capturePaymentBody, createPaymentBody, verifyPaymentBody } from '../schemas.ts';
 import { readPaymentFromLedger } from './ledger-read.ts';
+import { countUndecided } from '../metrics.ts';
 
 const paymentLocation = (id: string) => `/v1/payments/${id}`;
 
@@ -36,7 +37,7 @@ export async function answer(
   processing: () => Promise<Payment | null>,
 ): Promise<HttpResult> {
   if (sent.kind !== 'reply') {
-    ctx.metrics.engineTimeouts.inc();
+    countUndecided(ctx.metrics, sent);
     const p = await processing();
     if (!p) throw new ApiError('engine.unavailable', 'the engine did not answer in time');
     return jsonResult(202, p, { location: paymentLocation(p.id) });

@@ -16,6 +16,7 @@ import type { IngressContext } from '../context.ts';
 import { errorResult, idempotent, jsonResult, parseBody, send } from '../http.ts';
 import { refundPaymentBody } from '../schemas.ts';
 import { findPayment } from './payments.ts';
+import { countUndecided } from '../metrics.ts';
 
 const refundLocation = (id: string) => `/v1/refunds/${id}`;
 
@@ -55,7 +56,7 @@ export function refundRoutes(app: FastifyInstance, ctx: IngressContext): void {
       };
       const sent = await ctx.client.send(cmd, deadlineMs);
       if (sent.kind !== 'reply') {
-        ctx.metrics.engineTimeouts.inc();
+        countUndecided(ctx.metrics, sent);
         const done = await findRefund(ctx, merchant.id, refundId);
         if (done) return jsonResult(done.status === 'pending' ? 202 : 201, done, { location: refundLocation(refundId) });
         const payment = await findPayment(ctx, merchant.id, paymentId);

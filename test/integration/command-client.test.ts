@@ -138,6 +138,31 @@ describe('CommandClient', () => {
     client.stop();
   });
 
+  it('answers 202 at the PubAck while the engine lags on the shard, watches one probe, and waits again once it has caught up', async () => {
+    await ensureStreams(jsm, n);
+    let delayMs = 400;
+    const sub = nc.subscribe(n.cmdSubjectAll, { callback: (_err, msg) => { const d = delayMs; setTimeout(() => answer(msg), d); } });
+    const client = new CommandClient(nc, null, n, { backlogLagMs: 150 });
+    client.start();
+    const before = (await jsm.streams.info(n.cmdStream)).state.messages;
+    const kindOf = (r: Awaited<ReturnType<CommandClient['send']>>) => (r.kind === 'timeout' ? `timeout${r.backlog ? '-backlog' : ''}` : r.kind);
+    // Nothing seen yet: the first waits for its (slow) decision.
+    expect(kindOf(await client.send(command('m_cc_lag'), 5_000))).toBe('reply');
+    // Its decision came 400 ms after its PubAck: the next is answered as soon as JetStream has it.
+    expect(kindOf(await client.send(command('m_cc_lag'), 5_000))).toBe('timeout-backlog');
+    // That one is the probe; once its slow reply is in, the shard still lags. Another shard does not.
+    await new Promise((r) => setTimeout(r, 600));
+    expect(kindOf(await client.send(command('m_cc_other_shard_0'), 5_000))).not.toBe('timeout-backlog');
+    delayMs = 0; // the engine catches up
+    expect(kindOf(await client.send(command('m_cc_lag'), 5_000))).toBe('timeout-backlog'); // the new probe, answered fast
+    await new Promise((r) => setTimeout(r, 100));
+    expect(kindOf(await client.send(command('m_cc_lag'), 5_000))).toBe('reply');
+    // Every command answered early was stored: the engine applies it later.
+    expect((await jsm.streams.info(n.cmdStream)).state.messages - before).toBe(5);
+    sub.unsubscribe();
+    client.stop();
+  });
+
   it('never publishes a queued command whose caller was already answered 503 at its deadline', async () => {
     await ensureStreams(jsm, n);
     const client = new CommandClient(nc, null, n);
