@@ -59,6 +59,7 @@ export const PROCESS_STOP_MS_MAX = 20_000;
  * (piscina workers) inherit it from the main thread. Lowering needs no privilege.
  */
 export function setNiceness(nice: number, log: Logger): void {
+  if (!(Number.isInteger(nice) && nice >= 0 && nice <= 19)) throw new Error(`assertion: niceness ${nice} is not an integer 0-19`);
   if (nice === 0) return;
   let tids: number[] = [];
   try {

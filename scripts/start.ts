@@ -97,12 +97,16 @@ async function shutdown(exitCode: number): Promise<void> {
 process.on('SIGINT', () => void shutdown(0));
 process.on('SIGTERM', () => void shutdown(0));
 
-run('engine', 'engine/main.ts', { PEAKPAY_METRICS_PORT: env.PEAKPAY_ENGINE_METRICS_PORT ?? '9464' });
-run('settlement', 'engine/settlement/main.ts', { PEAKPAY_METRICS_PORT: env.PEAKPAY_SETTLEMENT_METRICS_PORT ?? '9465' });
+// Everything shares this machine's cores: the background processes yield to the ingress, so that a
+// spike is accepted first (into JetStream) and worked off after (docs/OPERATIONS.md, "Spikes").
+const backgroundNice = env.PEAKPAY_BACKGROUND_NICE ?? '10';
+run('engine', 'engine/main.ts', { PEAKPAY_METRICS_PORT: env.PEAKPAY_ENGINE_METRICS_PORT ?? '9464', PEAKPAY_BACKGROUND_NICE: backgroundNice });
+run('settlement', 'engine/settlement/main.ts', { PEAKPAY_METRICS_PORT: env.PEAKPAY_SETTLEMENT_METRICS_PORT ?? '9465', PEAKPAY_BACKGROUND_NICE: backgroundNice });
 // Local receivers (a shop on localhost) are the point of a demo, so private notify_urls are allowed here.
 run('webhooks', 'engine/webhooks/main.ts', {
   PEAKPAY_METRICS_PORT: env.PEAKPAY_WEBHOOKS_METRICS_PORT ?? '9466',
   PEAKPAY_WEBHOOK_ALLOW_PRIVATE: env.PEAKPAY_WEBHOOK_ALLOW_PRIVATE ?? 'true',
+  PEAKPAY_BACKGROUND_NICE: backgroundNice,
 });
 run('ingress', 'ingress/main.ts');
 

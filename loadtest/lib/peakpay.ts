@@ -68,6 +68,8 @@ export async function startPeakpay(baseEnv: NodeJS.ProcessEnv, opts: { databaseU
     // The ingress rate limits are off: the benchmark measures capacity, not the limiter.
     PEAKPAY_RATE_LIMIT_MERCHANT_PER_S: '0',
     PEAKPAY_RATE_LIMIT_IP_PER_S: '0',
+    // As `npm start` runs them: engine and settlement yield the cores to the ingress (spikes queue in JetStream).
+    PEAKPAY_BACKGROUND_NICE: baseEnv.PEAKPAY_BACKGROUND_NICE ?? '10',
     ...(opts.shards !== undefined && { PEAKPAY_SHARD_COUNT: String(opts.shards) }),
   };
   const config = loadConfig(env);
