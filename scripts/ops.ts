@@ -48,7 +48,7 @@ function expectOk(reply: Reply | null, what: string): Extract<Reply, { ok: true 
 }
 
 async function send(client: CommandClient, cmd: Parameters<CommandClient['send']>[0]): Promise<Reply | null> {
-  const r = await client.send(cmd, OPS_REPLY_TIMEOUT_MS);
+  const r = await client.send(cmd, OPS_REPLY_TIMEOUT_MS, { waitThroughBacklog: true });
   return r.kind === 'reply' ? r.reply : null;
 }
 

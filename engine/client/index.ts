@@ -87,6 +87,7 @@ type Waiter = {
   /** The shard subject (batched sends only), and when JetStream stored the command (0: not yet). */
   subject: string | null;
   ackedAtMs: number;
+  waitThroughBacklog: boolean;
 };
 
 export class CommandClient {
@@ -149,15 +150,17 @@ export class CommandClient {
   /**
    * Publish durably, then wait up to timeoutMs for the engine's reply. With `returnDuplicate` the
    * command goes alone with its cmd_id as Nats-Msg-Id, so JetStream says whether it already had it.
+   * With `waitThroughBacklog` the caller waits for the decision (up to timeoutMs) even while the
+   * shard lags: for callers that need the reply (the operator CLI), not for HTTP requests.
    */
-  async send(cmd: Command, timeoutMs: number, opts: { returnDuplicate?: boolean } = {}): Promise<SendResult> {
+  async send(cmd: Command, timeoutMs: number, opts: { returnDuplicate?: boolean; waitThroughBacklog?: boolean } = {}): Promise<SendResult> {
     if (!this.sub) throw new Error('assertion: CommandClient not started');
     if (this.waiting.size >= WAITING_MAX) throw new EngineUnavailableError('too many requests waiting for the engine');
     const token = String(++this.counter);
     const returnDuplicate = opts.returnDuplicate ?? false;
     const result = new Promise<SendResult>((resolve, reject) => {
       const w: Waiter = { resolve, reject, timer: setTimeout(() => this.onDeadline(token), timeoutMs), ackTimer: null, acked: false, published: false, deadlinePassed: false, returnDuplicate,
-        subject: returnDuplicate ? null : this.names.cmdSubject(cmd.merchant_id), ackedAtMs: 0 };
+        subject: returnDuplicate ? null : this.names.cmdSubject(cmd.merchant_id), ackedAtMs: 0, waitThroughBacklog: opts.waitThroughBacklog ?? false };
       if (timeoutMs < PUBACK_WAIT_MS_MIN) w.ackTimer = setTimeout(() => this.onAckDeadline(token), PUBACK_WAIT_MS_MIN);
       this.waiting.set(token, w);
     });
@@ -317,7 +320,7 @@ export class CommandClient {
       return;
     }
     // Stored, and the engine is far behind on this shard: answer "processing" now too.
-    const lag = w.subject === null || this.backlogLagMs === 0 ? undefined : this.lags.get(w.subject);
+    const lag = w.subject === null || this.backlogLagMs === 0 || w.waitThroughBacklog ? undefined : this.lags.get(w.subject);
     if (lag && lag.lagMs >= this.backlogLagMs) {
       this.waiting.delete(token);
       if (lag.probe === null || w.ackedAtMs - lag.probeAtMs > PROBE_FORGET_MS) {

@@ -17,6 +17,8 @@ export function accountRoutes(app: FastifyInstance, ctx: IngressContext): void {
       const sent = await ctx.client.send(
         { v: PROTOCOL_VERSION, type: 'account.create', cmd_id: cmdId, merchant_id: merchant.id, ts_ms: Date.now(), ...body },
         ctx.config.ingressDeadlineMs,
+        // No 202 form for an account: wait for the decision even while the shard lags.
+        { waitThroughBacklog: true },
       );
       if (sent.kind !== 'reply') {
         // A retry of a command JetStream already holds is deduplicated and gets no reply of its

@@ -113,6 +113,47 @@ describe('past the ingress deadline (no engine running)', () => {
   });
 });
 
+describe('the engine lagging behind (PEAKPAY_INGRESS_BACKLOG_LAG_MS)', () => {
+  let h: Harness;
+  let merchant: Merchant;
+  const accountId = 'acc_backlog';
+
+  beforeAll(async () => {
+    // 1 ms: every decision comes later than that after its PubAck, so the shard counts as lagging
+    // from the first reply on, as it would with seconds of backlog and the 1 s default.
+    h = await startHarness({ config: testConfig({ PEAKPAY_INGRESS_BACKLOG_LAG_MS: '1' }) });
+    merchant = await h.newMerchant();
+    await setUpWallet(h, merchant, accountId);
+  });
+  afterAll(async () => {
+    await h?.stop();
+  });
+
+  it('answers 202 processing once JetStream has the command, counts it, and the engine applies it once', async () => {
+    const metric = async () => {
+      const text = await h.ingress.ctx.metrics.registry.getSingleMetricAsString('peakpay_ingress_backlog_accepts_total');
+      return Number(/^peakpay_ingress_backlog_accepts_total (\d+)$/m.exec(text)?.[1] ?? NaN);
+    };
+    const before = await metric();
+    const body = paymentBody(accountId, 700);
+    const key = uniqueId('idem');
+    const first = await h.call(merchant, 'POST', '/v1/payments', body, { 'idempotency-key': key });
+    expect(first.statusCode).toBe(202);
+    const processing = first.json();
+    expect(processing).toMatchObject({ status: 'processing', amount: 700 });
+    expect(first.headers.location).toBe(`/v1/payments/${processing.id}`);
+    expect(await metric()).toBe(before + 1);
+    const decided = await waitFor('the engine decides the payment', async () => {
+      const res = await h.call(merchant, 'GET', first.headers.location as string);
+      return res.statusCode === 200 && res.json().status !== 'processing' ? res.json() : null;
+    });
+    expect(decided).toMatchObject({ id: processing.id, status: 'authorized', amount: 700 });
+    expect(await settledPayments(h, merchant.id, processing.out_trade_no)).toEqual([{ id: processing.id, status: 'authorized' }]);
+    const replay = await h.call(merchant, 'POST', '/v1/payments', body, { 'idempotency-key': key });
+    expect(replay.rawPayload.equals(first.rawPayload)).toBe(true);
+  });
+});
+
 describe('NATS down', () => {
   let nats: PrivateServer;
   let redisServer: PrivateServer;
