@@ -321,6 +321,8 @@ async function runSpike(p: Peakpay, ledger: Ledger): Promise<void> {
     lag_max: Math.max(0, ...samples.map((s) => s.lag)), lag_normal: normalLag, settlement_lag_max: Math.max(0, ...samples.map((s) => s.settlement)),
     lag_drain_s: drained === null ? null : round(drained - spikeEnd, 1),
     lag_series: samples.filter((_, i) => i % 2 === 0).map((s) => [s.t, s.lag, s.settlement]),
+    // [second, requests started, acknowledged, p99 ms of the requests started in that second]
+    per_second: r.perSecond.map((s) => [s.t, s.started, s.acknowledged, Math.round(s.p99)]),
     cpu_cores_during_load: cpu, busy_before: busyBefore, ...contamination(cpu),
   });
   line.payments_per_s = settledAtMs === null ? 0 : round(acked / (settledAtMs / 1000));
