@@ -63,10 +63,11 @@ const PROBE_FORGET_MS = 35_000;
 const LAG_RECORDS_MAX = 4_096;
 
 /**
- * How far behind the engine was on one shard, as this client last saw it: the time from a
- * command's PubAck to its reply. `probe`: the token of a command answered early, still watched.
+ * How far behind the engine was on one shard, as this client last saw it (at `seenAtMs`): the time
+ * from a command's PubAck to its reply, or at least to its deadline when none came. `probe`: the
+ * token of a command answered early, still watched.
  */
-type ShardLag = { lagMs: number; probe: string | null; probeAtMs: number };
+type ShardLag = { lagMs: number; seenAtMs: number; probe: string | null; probeAtMs: number };
 
 /** Commands waiting for their shard's slot, and whether a message of that shard awaits its PubAck. */
 type ShardQueue = { subject: string; queued: Array<{ token: string; cmd: Command }>; inFlight: string | null; timer: NodeJS.Timeout | null };
@@ -321,7 +322,7 @@ export class CommandClient {
     }
     // Stored, and the engine is far behind on this shard: answer "processing" now too.
     const lag = w.subject === null || this.backlogLagMs === 0 || w.waitThroughBacklog ? undefined : this.lags.get(w.subject);
-    if (lag && lag.lagMs >= this.backlogLagMs) {
+    if (lag && this.lagging(lag, w.ackedAtMs)) {
       this.waiting.delete(token);
       if (lag.probe === null || w.ackedAtMs - lag.probeAtMs > PROBE_FORGET_MS) {
         if (lag.probe !== null) this.probes.delete(lag.probe);
@@ -333,17 +334,34 @@ export class CommandClient {
     }
   }
 
-  /** A reply to a waiting command: how long after its PubAck the engine decided on its shard. */
-  private observeLag(w: Waiter): void {
-    if (w.subject === null || this.backlogLagMs === 0) return;
-    const lagMs = w.ackedAtMs === 0 ? 0 : performance.now() - w.ackedAtMs;
-    const lag = this.lags.get(w.subject);
+  /**
+   * Lagging: the last sight said so, and it still holds — a probe is out (the engine has not
+   * answered it yet), or the sight is recent. A sight older than its own lag (plus the setting)
+   * with nothing out is stale: after a quiet spell the next command waits and looks afresh.
+   */
+  private lagging(lag: ShardLag, nowMs: number): boolean {
+    if (lag.lagMs < this.backlogLagMs) return false;
+    return lag.probe !== null || nowMs - lag.seenAtMs <= lag.lagMs + this.backlogLagMs;
+  }
+
+  /** A sight of the engine's lag on a shard: remembered while at or above the setting. */
+  private observe(subject: string, lagMs: number): void {
+    const now = performance.now();
+    const lag = this.lags.get(subject);
     if (lag) {
       lag.lagMs = lagMs;
+      lag.seenAtMs = now;
+      if (lagMs < this.backlogLagMs && lag.probe === null) this.lags.delete(subject); // caught up
       return;
     }
     if (lagMs < this.backlogLagMs || this.lags.size >= LAG_RECORDS_MAX) return; // nothing to remember
-    this.lags.set(w.subject, { lagMs, probe: null, probeAtMs: 0 });
+    this.lags.set(subject, { lagMs, seenAtMs: now, probe: null, probeAtMs: 0 });
+  }
+
+  /** A reply to a waiting command: how long after its PubAck the engine decided on its shard. */
+  private observeLag(w: Waiter): void {
+    if (w.subject === null || this.backlogLagMs === 0) return;
+    this.observe(w.subject, w.ackedAtMs === 0 ? 0 : performance.now() - w.ackedAtMs);
   }
 
   /** The reply to a probe: the engine's current lag on that shard. */
@@ -353,9 +371,8 @@ export class CommandClient {
     this.probes.delete(token);
     const lag = this.lags.get(subject);
     if (!lag || lag.probe !== token) return;
-    lag.lagMs = performance.now() - lag.probeAtMs;
     lag.probe = null;
-    if (lag.lagMs < this.backlogLagMs) this.lags.delete(subject); // caught up: forget the shard
+    this.observe(subject, performance.now() - lag.probeAtMs);
   }
 
   private onDeadline(token: string): void {
@@ -364,6 +381,8 @@ export class CommandClient {
     w.deadlinePassed = true;
     if (w.acked) {
       this.waiting.delete(token);
+      // No decision by the deadline: the engine lags at least this much on the shard.
+      if (w.subject !== null && this.backlogLagMs > 0) this.observe(w.subject, performance.now() - w.ackedAtMs);
       this.settle(w, { kind: 'timeout' });
     } else if (!w.published || !w.ackTimer) {
       this.fail(token, new EngineUnavailableError('JetStream did not acknowledge the command in time'));

@@ -38,6 +38,13 @@ export class PaymentRequests {
     return { method: 'POST', path, body, headers: this.headers(m, path, body, this.next()), tag: 'capture' };
   }
 
+  /** GET /v1/payments/:id, as a storefront polls a payment answered 202 processing. */
+  read(m: BenchMerchant, paymentId: string): HttpRequest {
+    const path = `/v1/payments/${paymentId}`;
+    const id = this.next();
+    return { method: 'GET', path, body: '', headers: { authorization: authorization(m.id, m.secret, 'GET', path, '', { nonce: `n${id}`.padEnd(16, '0') }) }, tag: 'poll' };
+  }
+
   private headers(m: BenchMerchant, path: string, body: string, id: string): Record<string, string> {
     return {
       'content-type': 'application/json',
@@ -87,19 +94,44 @@ export function automaticPayment(reqs: PaymentRequests, pick: Pick, ledger: Ledg
   };
 }
 
-/** Manual capture: hold (201 authorized), then capture (200 succeeded). Acknowledged once captured. */
+/** A 202 `processing` is polled this often, at most this long, as a storefront would. */
+const POLL_INTERVAL_MS = 250;
+const POLL_WAIT_MS_MAX = 60_000;
+
+/**
+ * The payment as the engine decided it: the answer itself, or, for 202 (not decided in time, or
+ * accepted into the engine's backlog), what GET /v1/payments/:id says once it is no longer processing.
+ */
+async function decided(send: Parameters<Iteration>[0], reqs: PaymentRequests, m: BenchMerchant, res: { status: number; body: string }, okStatus: number) {
+  const p = json(res.body);
+  if (res.status === okStatus) return p;
+  if (res.status !== 202 || typeof p?.id !== 'string') return null;
+  const deadline = performance.now() + POLL_WAIT_MS_MAX;
+  for (let last = p; performance.now() < deadline; ) {
+    if (last.status !== 'processing' && !(okStatus === 200 && last.status === 'authorized')) return last;
+    await new Promise((r) => setTimeout(r, POLL_INTERVAL_MS));
+    const polled = await send(reqs.read(m, p.id));
+    if (polled.status !== 200) return null;
+    last = json(polled.body) ?? last;
+  }
+  return null;
+}
+
+/**
+ * Manual capture: hold (201 authorized), then capture (200 succeeded); a 202 is polled until decided.
+ * Acknowledged once captured.
+ */
 export function manualPayment(reqs: PaymentRequests, pick: Pick, ledger: Ledger): Iteration {
   return async (send) => {
     const { m, account, amount } = pick();
     const { req, ref } = reqs.create(m, account, amount, 'manual');
-    const held = await send(req);
-    const hold = json(held.body);
-    if (held.status !== 201 || hold?.status !== 'authorized' || typeof hold.id !== 'string') {
+    const hold = await decided(send, reqs, m, await send(req), 201);
+    if (hold?.status !== 'authorized' || typeof hold.id !== 'string') {
       ledger.unacknowledged.push(ref);
       return false;
     }
-    const cap = await send(reqs.capture(m, hold.id));
-    const ok = cap.status === 200 && json(cap.body)?.status === 'succeeded';
+    const cap = await decided(send, reqs, m, await send(reqs.capture(m, hold.id)), 200);
+    const ok = cap?.status === 'succeeded';
     (ok ? ledger.acknowledged : ledger.unacknowledged).push(ref);
     return ok;
   };

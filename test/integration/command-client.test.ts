@@ -140,7 +140,7 @@ describe('CommandClient', () => {
 
   it('answers 202 at the PubAck while the engine lags on the shard, watches one probe, and waits again once it has caught up', async () => {
     await ensureStreams(jsm, n);
-    let delayMs = 400;
+    let delayMs = 800;
     const sub = nc.subscribe(n.cmdSubjectAll, { callback: (_err, msg) => { const d = delayMs; setTimeout(() => answer(msg), d); } });
     const client = new CommandClient(nc, null, n, { backlogLagMs: 150 });
     client.start();
@@ -148,17 +148,37 @@ describe('CommandClient', () => {
     const kindOf = (r: Awaited<ReturnType<CommandClient['send']>>) => (r.kind === 'timeout' ? `timeout${r.backlog ? '-backlog' : ''}` : r.kind);
     // Nothing seen yet: the first waits for its (slow) decision.
     expect(kindOf(await client.send(command('m_cc_lag'), 5_000))).toBe('reply');
-    // Its decision came 400 ms after its PubAck: the next is answered as soon as JetStream has it.
+    // Its decision came 800 ms after its PubAck: the next is answered as soon as JetStream has it.
     expect(kindOf(await client.send(command('m_cc_lag'), 5_000))).toBe('timeout-backlog');
-    // That one is the probe; once its slow reply is in, the shard still lags. Another shard does not.
-    await new Promise((r) => setTimeout(r, 600));
-    expect(kindOf(await client.send(command('m_cc_other_shard_0'), 5_000))).not.toBe('timeout-backlog');
+    // That one is the probe. Another shard does not lag (its first command waits, 800 ms); by
+    // then the probe's slow decision is in too, and says the shard still lags.
+    expect(kindOf(await client.send(command('m_cc_other_shard_0'), 5_000))).toBe('reply');
+    await new Promise((r) => setTimeout(r, 100));
     delayMs = 0; // the engine catches up
     expect(kindOf(await client.send(command('m_cc_lag'), 5_000))).toBe('timeout-backlog'); // the new probe, answered fast
     await new Promise((r) => setTimeout(r, 100));
     expect(kindOf(await client.send(command('m_cc_lag'), 5_000))).toBe('reply');
     // Every command answered early was stored: the engine applies it later.
     expect((await jsm.streams.info(n.cmdStream)).state.messages - before).toBe(5);
+    sub.unsubscribe();
+    client.stop();
+  });
+
+  it('a deadline passed without a decision counts as lag; a sight of lag goes stale after a quiet spell', async () => {
+    await ensureStreams(jsm, n);
+    let delayMs = 1_000;
+    const sub = nc.subscribe(n.cmdSubjectAll, { callback: (_err, msg) => { const d = delayMs; setTimeout(() => answer(msg), d); } });
+    const client = new CommandClient(nc, null, n, { backlogLagMs: 150 });
+    client.start();
+    const kindOf = (r: Awaited<ReturnType<CommandClient['send']>>) => (r.kind === 'timeout' ? `timeout${r.backlog ? '-backlog' : ''}` : r.kind);
+    // No decision within 300 ms of the PubAck: the engine lags at least that much.
+    expect(kindOf(await client.send(command('m_cc_stale'), 300))).toBe('timeout');
+    expect(kindOf(await client.send(command('m_cc_stale'), 5_000))).toBe('timeout-backlog'); // the probe
+    // The probe's decision comes ~1 s later; then nothing is out, and after more than that lag
+    // plus the setting without traffic, the sight is stale: the next command waits and looks again.
+    delayMs = 0;
+    await new Promise((r) => setTimeout(r, 1_000 + 1_000 + 150 + 700));
+    expect(kindOf(await client.send(command('m_cc_stale'), 5_000))).toBe('reply');
     sub.unsubscribe();
     client.stop();
   });
