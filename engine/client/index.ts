@@ -336,12 +336,12 @@ export class CommandClient {
 
   /**
    * Lagging: the last sight said so, and it still holds — a probe is out (the engine has not
-   * answered it yet), or the sight is recent. A sight older than its own lag (plus the setting)
-   * with nothing out is stale: after a quiet spell the next command waits and looks afresh.
+   * answered it yet), or the sight is younger than the setting. Under a backlog a probe is nearly
+   * always out; after a quiet spell the next command waits and looks afresh.
    */
   private lagging(lag: ShardLag, nowMs: number): boolean {
     if (lag.lagMs < this.backlogLagMs) return false;
-    return lag.probe !== null || nowMs - lag.seenAtMs <= lag.lagMs + this.backlogLagMs;
+    return lag.probe !== null || nowMs - lag.seenAtMs <= this.backlogLagMs;
   }
 
   /** A sight of the engine's lag on a shard: remembered while at or above the setting. */
