@@ -24,8 +24,8 @@ const envSchema = z.object({
   PEAKPAY_INGRESS_DEADLINE_MS: intFrom(50, 30_000, 2000),
   // Answer 202 as soon as JetStream has stored a command when the engine's last decisions on its
   // shard came this long after their PubAcks (a backlog: the spike waits in JetStream, not in open
-  // connections); 0 = always wait for the deadline.
-  PEAKPAY_INGRESS_BACKLOG_LAG_MS: intFrom(0, 30_000, 1000),
+  // connections); 0 = always wait for the deadline. Default: 1000, or half the deadline if that is less.
+  PEAKPAY_INGRESS_BACKLOG_LAG_MS: z.coerce.number().int().min(0).max(30_000).optional(),
   // Scheduling niceness (0-19) the engine and settlement processes give all their threads at start.
   // Where they share cores with the ingress, a positive value lets the ingress accept a spike first
   // and the engine work the queue off after it.
@@ -126,6 +126,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if ((e.PEAKPAY_TLS_CERT_FILE === undefined) !== (e.PEAKPAY_TLS_KEY_FILE === undefined)) {
     throw new ConfigError('invalid configuration:\n  PEAKPAY_TLS_CERT_FILE / PEAKPAY_TLS_KEY_FILE: set both (HTTPS) or neither (HTTP)');
   }
+  // Lag is seen from the PubAck up to the deadline at most: a setting at or past it would never trip.
+  const backlogLagMs = e.PEAKPAY_INGRESS_BACKLOG_LAG_MS ?? Math.min(1000, Math.floor(e.PEAKPAY_INGRESS_DEADLINE_MS / 2));
+  if (backlogLagMs >= e.PEAKPAY_INGRESS_DEADLINE_MS) {
+    throw new ConfigError('invalid configuration:\n  PEAKPAY_INGRESS_BACKLOG_LAG_MS: must be below PEAKPAY_INGRESS_DEADLINE_MS (or 0: off)');
+  }
   return {
     natsUrl: e.NATS_URL,
     redisUrl: e.REDIS_URL,
@@ -137,7 +142,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     httpPort: e.PEAKPAY_HTTP_PORT,
     metricsPort: e.PEAKPAY_METRICS_PORT,
     ingressDeadlineMs: e.PEAKPAY_INGRESS_DEADLINE_MS,
-    ingressBacklogLagMs: e.PEAKPAY_INGRESS_BACKLOG_LAG_MS,
+    ingressBacklogLagMs: backlogLagMs,
     backgroundNice: e.PEAKPAY_BACKGROUND_NICE,
     engineId: e.PEAKPAY_ENGINE_ID,
     opTtlS: e.PEAKPAY_OP_TTL_S,

@@ -115,42 +115,61 @@ describe('past the ingress deadline (no engine running)', () => {
 
 describe('the engine lagging behind (PEAKPAY_INGRESS_BACKLOG_LAG_MS)', () => {
   let h: Harness;
+  let lateEngine: RunningEngine | null = null;
   let merchant: Merchant;
   const accountId = 'acc_backlog';
+  const BACKLOG_DEADLINE_MS = 1_000;
 
   beforeAll(async () => {
-    // 1 ms: every decision comes later than that after its PubAck, so the shard counts as lagging
-    // from the first reply on, as it would with seconds of backlog and the 1 s default.
-    h = await startHarness({ config: testConfig({ PEAKPAY_INGRESS_BACKLOG_LAG_MS: '1' }) });
+    h = await startHarness({ engine: false, config: testConfig({
+      // Lag counts from the PubAck, the deadline from the send: the setting must be below the deadline.
+      PEAKPAY_INGRESS_DEADLINE_MS: String(BACKLOG_DEADLINE_MS), PEAKPAY_INGRESS_BACKLOG_LAG_MS: String(BACKLOG_DEADLINE_MS / 2),
+    }) });
     merchant = await h.newMerchant();
-    await setUpWallet(h, merchant, accountId);
+    const setup = await startEngine(h.config, { engineId: uniqueId('setup') });
+    try {
+      await setUpWallet(h, merchant, accountId);
+    } finally {
+      await setup.stop();
+    }
   });
   afterAll(async () => {
+    await lateEngine?.stop();
     await h?.stop();
   });
 
-  it('answers 202 processing once JetStream has the command, counts it, and the engine applies it once', async () => {
-    const metric = async () => {
-      const text = await h.ingress.ctx.metrics.registry.getSingleMetricAsString('peakpay_ingress_backlog_accepts_total');
-      return Number(/^peakpay_ingress_backlog_accepts_total (\d+)$/m.exec(text)?.[1] ?? NaN);
+  it('once a command went undecided for the setting, the next is answered 202 at the PubAck, counted, and applied once', async () => {
+    const counter = async (name: string) => {
+      const text = await h.ingress.ctx.metrics.registry.getSingleMetricAsString(name);
+      return Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(text)?.[1] ?? NaN);
     };
-    const before = await metric();
+    const [timeoutsBefore, backlogBefore] = [await counter('peakpay_ingress_engine_timeouts_total'), await counter('peakpay_ingress_backlog_accepts_total')];
+    // No engine: the first waits out its deadline, which tells the ingress the shard lags that much.
+    const first = await h.call(merchant, 'POST', '/v1/payments', paymentBody(accountId, 600), { 'idempotency-key': uniqueId('idem') });
+    expect(first.statusCode).toBe(202);
+    // The next one, within the setting, is answered as soon as JetStream has it.
     const body = paymentBody(accountId, 700);
     const key = uniqueId('idem');
-    const first = await h.call(merchant, 'POST', '/v1/payments', body, { 'idempotency-key': key });
-    expect(first.statusCode).toBe(202);
-    const processing = first.json();
+    const second = await h.call(merchant, 'POST', '/v1/payments', body, { 'idempotency-key': key });
+    expect(second.statusCode).toBe(202);
+    const processing = second.json();
     expect(processing).toMatchObject({ status: 'processing', amount: 700 });
-    expect(first.headers.location).toBe(`/v1/payments/${processing.id}`);
-    expect(await metric()).toBe(before + 1);
-    const decided = await waitFor('the engine decides the payment', async () => {
-      const res = await h.call(merchant, 'GET', first.headers.location as string);
-      return res.statusCode === 200 && res.json().status !== 'processing' ? res.json() : null;
-    });
-    expect(decided).toMatchObject({ id: processing.id, status: 'authorized', amount: 700 });
-    expect(await settledPayments(h, merchant.id, processing.out_trade_no)).toEqual([{ id: processing.id, status: 'authorized' }]);
+    expect(second.headers.location).toBe(`/v1/payments/${processing.id}`);
+    expect(await counter('peakpay_ingress_engine_timeouts_total')).toBe(timeoutsBefore + 1);
+    expect(await counter('peakpay_ingress_backlog_accepts_total')).toBe(backlogBefore + 1);
+
+    lateEngine = await startEngine(h.config, { engineId: uniqueId('late') });
+    for (const [res, amount] of [[first, 600], [second, 700]] as const) {
+      const decided = await waitFor('the engine decides the payment', async () => {
+        const r = await h.call(merchant, 'GET', res.headers.location as string);
+        return r.statusCode === 200 && r.json().status !== 'processing' ? r.json() : null;
+      });
+      expect(decided).toMatchObject({ id: res.json().id, status: 'authorized', amount });
+      expect(await settledPayments(h, merchant.id, res.json().out_trade_no)).toEqual([{ id: res.json().id, status: 'authorized' }]);
+    }
+    expect((await h.call(merchant, 'GET', `/v1/accounts/${accountId}`)).json()).toMatchObject({ available: FLOAT - 1300, held: 1300 });
     const replay = await h.call(merchant, 'POST', '/v1/payments', body, { 'idempotency-key': key });
-    expect(replay.rawPayload.equals(first.rawPayload)).toBe(true);
+    expect(replay.rawPayload.equals(second.rawPayload)).toBe(true);
   });
 });
 

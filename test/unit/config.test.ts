@@ -9,6 +9,13 @@ describe('configuration', () => {
     expect(c.shardCount).toBe(16);
     expect(c.masterKey.length).toBe(32);
     expect(c.namespace).toBe('pp');
+    expect(c.ingressBacklogLagMs).toBe(1000);
+  });
+
+  it('keeps the backlog setting below the ingress deadline', () => {
+    expect(loadConfig({ PEAKPAY_MASTER_KEY: KEY, PEAKPAY_INGRESS_DEADLINE_MS: '300' }).ingressBacklogLagMs).toBe(150);
+    expect(loadConfig({ PEAKPAY_MASTER_KEY: KEY, PEAKPAY_INGRESS_BACKLOG_LAG_MS: '0' }).ingressBacklogLagMs).toBe(0);
+    expect(() => loadConfig({ PEAKPAY_MASTER_KEY: KEY, PEAKPAY_INGRESS_BACKLOG_LAG_MS: '2000' })).toThrow(/PEAKPAY_INGRESS_BACKLOG_LAG_MS: must be below/);
   });
 
   it('names a missing variable', () => {
