@@ -99,7 +99,7 @@ process.on('SIGTERM', () => void shutdown(0));
 
 // Everything shares this machine's cores: the background processes yield to the ingress, so that a
 // spike is accepted first (into JetStream) and worked off after (docs/ARCHITECTURE.md, "Spikes wait in JetStream").
-const backgroundNice = env.PEAKPAY_BACKGROUND_NICE ?? '10';
+const backgroundNice = env.PEAKPAY_BACKGROUND_NICE ?? '8';
 run('engine', 'engine/main.ts', { PEAKPAY_METRICS_PORT: env.PEAKPAY_ENGINE_METRICS_PORT ?? '9464', PEAKPAY_BACKGROUND_NICE: backgroundNice });
 run('settlement', 'engine/settlement/main.ts', { PEAKPAY_METRICS_PORT: env.PEAKPAY_SETTLEMENT_METRICS_PORT ?? '9465', PEAKPAY_BACKGROUND_NICE: backgroundNice });
 // Local receivers (a shop on localhost) are the point of a demo, so private notify_urls are allowed here.

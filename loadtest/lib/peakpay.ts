@@ -69,7 +69,7 @@ export async function startPeakpay(baseEnv: NodeJS.ProcessEnv, opts: { databaseU
     PEAKPAY_RATE_LIMIT_MERCHANT_PER_S: '0',
     PEAKPAY_RATE_LIMIT_IP_PER_S: '0',
     // As `npm start` runs them: engine and settlement yield the cores to the ingress (spikes queue in JetStream).
-    PEAKPAY_BACKGROUND_NICE: baseEnv.PEAKPAY_BACKGROUND_NICE ?? '10',
+    PEAKPAY_BACKGROUND_NICE: baseEnv.PEAKPAY_BACKGROUND_NICE ?? '8',
     ...(opts.shards !== undefined && { PEAKPAY_SHARD_COUNT: String(opts.shards) }),
   };
   const config = loadConfig(env);
