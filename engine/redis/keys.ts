@@ -33,6 +33,8 @@ export function merchantKeys(prefix: string, merchantId: string) {
     holdsExpiring: `${base}holds:exp`,
     /** String: the stored first result of an op (command) id, msgpack; TTL = op retention. */
     op: (opId: string) => (assertSafe('opId', opId), `${base}op:${opId}`),
+    /** String: JSON {cmd_id, payment} of a create the ingress answered 202 before the engine decided it (ingress/queued.ts). */
+    queued: (paymentId: string) => (assertSafe('paymentId', paymentId), `${base}queued:${paymentId}`),
     /** Hash: an ingress idempotency record. */
     idempotency: (keyHash: string) => `${base}idem:${keyHash}`,
     /** String: a nonce seen in the last 10 minutes. */

@@ -13,6 +13,7 @@ import { errorResult, idempotent, jsonResult, parseBody, send, type HttpResult }
 import { cancelPaymentBody, capturePaymentBody, createPaymentBody, verifyPaymentBody } from '../schemas.ts';
 import { readPaymentFromLedger } from './ledger-read.ts';
 import { countUndecided } from '../metrics.ts';
+import { readQueued, rememberQueued } from '../queued.ts';
 
 const paymentLocation = (id: string) => `/v1/payments/${id}`;
 
@@ -23,9 +24,13 @@ export function merchantOf(req: FastifyRequest): Merchant {
 
 export async function findPayment(ctx: IngressContext, merchantId: string, paymentId: string): Promise<Payment | null> {
   if (!SAFE_ID.test(paymentId)) return null;
-  const raw = await ctx.store.readPayment(merchantId, paymentId);
-  if (raw) return toPayment(raw);
-  return readPaymentFromLedger(ctx.pool, merchantId, paymentId);
+  const fromEngine = async () => {
+    const raw = await ctx.store.readPayment(merchantId, paymentId);
+    return raw ? toPayment(raw) : null;
+  };
+  return (await fromEngine())
+    ?? (await readPaymentFromLedger(ctx.pool, merchantId, paymentId))
+    ?? readQueued(ctx, merchantId, paymentId, fromEngine); // answered 202, not decided yet
 }
 
 /** Engine reply → HTTP. `processing` answers 202 when the engine did not decide in time. */
@@ -78,13 +83,13 @@ export function paymentRoutes(app: FastifyInstance, ctx: IngressContext): void {
       const sent = await ctx.client.send(cmd, deadlineMs);
       return answer(ctx, req, sent, 201, async () => {
         const now = new Date().toISOString();
-        return {
+        return rememberQueued(ctx, cmdId, {
           id: paymentId, merchant_id: merchant.id, out_trade_no: body.out_trade_no, amount: body.amount, currency: body.currency,
           amount_captured: 0, amount_refunded: 0, method: body.method, channel: null, scene: body.scene,
           subject: body.subject ?? null, account_id: body.account_id ?? null, status: 'processing', failure: null,
           next_action: null, buyer: body.buyer ?? null, metadata: body.metadata ?? null, hold_expires_at: null,
           created_at: now, updated_at: now, version: 1,
-        };
+        });
       });
     });
   });

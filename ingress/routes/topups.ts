@@ -8,6 +8,7 @@ import type { IngressContext } from '../context.ts';
 import { idempotent, parseBody } from '../http.ts';
 import { createTopupBody } from '../schemas.ts';
 import { answer, merchantOf } from './payments.ts';
+import { rememberQueued } from '../queued.ts';
 
 export function topupRoutes(app: FastifyInstance, ctx: IngressContext): void {
   app.post('/v1/topups', { config: { claimsNonce: true } }, async (req, reply) => {
@@ -27,13 +28,13 @@ export function topupRoutes(app: FastifyInstance, ctx: IngressContext): void {
       const sent = await ctx.client.send(cmd, ctx.config.ingressDeadlineMs);
       return answer(ctx, req, sent, 201, async () => {
         const now = new Date().toISOString();
-        return {
+        return rememberQueued(ctx, cmdId, {
           id: paymentId, merchant_id: merchant.id, out_trade_no: body.out_trade_no, amount: body.amount, currency: body.currency,
           amount_captured: 0, amount_refunded: 0, method: body.method, channel: null, scene: body.scene,
           subject: body.subject ?? null, account_id: body.account_id, status: 'processing', failure: null,
           next_action: null, buyer: body.buyer ?? null, metadata: body.metadata ?? null, hold_expires_at: null,
           created_at: now, updated_at: now, version: 1,
-        };
+        });
       });
     });
   });

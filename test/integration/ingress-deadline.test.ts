@@ -77,6 +77,14 @@ describe('past the ingress deadline (no engine running)', () => {
     expect(replay.headers['idempotent-replayed']).toBe('true');
     expect(replay.rawPayload.equals(first.rawPayload)).toBe(true);
     expect(replay.headers.location).toBe(first.headers.location);
+    // Meanwhile the Location shows the payment as it was answered: processing, not 404.
+    const queued = await h.call(merchant, 'GET', first.headers.location as string);
+    expect(queued.statusCode).toBe(200);
+    expect(queued.json()).toEqual(processing);
+    // One the engine will refuse (no such wallet): processing too, until the engine has decided.
+    const refused = await h.call(merchant, 'POST', '/v1/payments', paymentBody('acc_nobody', 100), { 'idempotency-key': uniqueId('idem') });
+    expect(refused.statusCode).toBe(202);
+    expect((await h.call(merchant, 'GET', refused.headers.location as string)).json()).toMatchObject({ status: 'processing' });
 
     lateEngine = await startEngine(h.config, { engineId: uniqueId('late') });
     const decided = await waitFor('the late engine decides the payment', async () => {
@@ -90,7 +98,10 @@ describe('past the ingress deadline (no engine running)', () => {
     const after = await h.call(merchant, 'POST', '/v1/payments', body, { 'idempotency-key': key });
     expect(after.statusCode).toBe(202);
     expect(after.rawPayload.equals(first.rawPayload)).toBe(true);
-    expect(await h.streamMessages('cmd')).toBe(cmdBefore + 1);
+    expect(await h.streamMessages('cmd')).toBe(cmdBefore + 2);
+    // The engine decided the refused one without creating a payment: its Location is 404 now.
+    await waitFor('the refused payment is decided', async () =>
+      (await h.call(merchant, 'GET', refused.headers.location as string)).statusCode === 404);
     await lateEngine.stop();
     lateEngine = null;
   });
