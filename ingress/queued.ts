@@ -4,6 +4,7 @@
 // command's id, for as long as the answer itself is kept (the idempotency record, 24 h). GET then
 // shows the payment `processing` while the command's op record is absent (not decided yet), and
 // 404 once the engine decided without creating it (an unknown account, an out_trade_no in use).
+// GET by out_trade_no finds it the same way, through a second key naming its payment id.
 import { z } from 'zod';
 import { merchantKeys } from '../engine/redis/keys.ts';
 import { paymentSchema, type Payment } from '../engine/protocol/payment.ts';
@@ -16,8 +17,18 @@ const queuedSchema = z.object({ cmd_id: z.string().min(1), payment: paymentSchem
 export async function rememberQueued(ctx: IngressContext, cmdId: string, payment: Payment): Promise<Payment> {
   if (payment.status !== 'processing') throw new Error('assertion: only a processing payment is remembered as queued');
   const keys = merchantKeys(ctx.names.redisPrefix, payment.merchant_id);
-  await ctx.redis.set(keys.queued(payment.id), JSON.stringify({ cmd_id: cmdId, payment }), 'EX', IDEMPOTENCY_TTL_S);
+  // NX on the out_trade_no: of two creates with the same one, the first answered names it; once the
+  // engine has decided, its own out_trade_no index (written with the payment) answers first.
+  await ctx.redis.multi()
+    .set(keys.queued(payment.id), JSON.stringify({ cmd_id: cmdId, payment }), 'EX', IDEMPOTENCY_TTL_S)
+    .set(keys.queuedOutTradeNo(payment.out_trade_no), payment.id, 'EX', IDEMPOTENCY_TTL_S, 'NX')
+    .exec();
   return payment;
+}
+
+/** The payment id a 202 answered for this out_trade_no, if any (see rememberQueued). */
+export async function queuedIdByOutTradeNo(ctx: IngressContext, merchantId: string, outTradeNo: string): Promise<string | null> {
+  return ctx.redis.get(merchantKeys(ctx.names.redisPrefix, merchantId).queuedOutTradeNo(outTradeNo));
 }
 
 /**

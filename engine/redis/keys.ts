@@ -35,6 +35,8 @@ export function merchantKeys(prefix: string, merchantId: string) {
     op: (opId: string) => (assertSafe('opId', opId), `${base}op:${opId}`),
     /** String: JSON {cmd_id, payment} of a create the ingress answered 202 before the engine decided it (ingress/queued.ts). */
     queued: (paymentId: string) => (assertSafe('paymentId', paymentId), `${base}queued:${paymentId}`),
+    /** String: the payment id of the first create answered 202 for an out_trade_no, until the engine decides (ingress/queued.ts). */
+    queuedOutTradeNo: (outTradeNo: string) => `${base}queued:otn:${outTradeNo}`,
     /** Hash: an ingress idempotency record. */
     idempotency: (keyHash: string) => `${base}idem:${keyHash}`,
     /** String: a nonce seen in the last 10 minutes. */

@@ -13,7 +13,7 @@ import { errorResult, idempotent, jsonResult, parseBody, send, type HttpResult }
 import { cancelPaymentBody, capturePaymentBody, createPaymentBody, verifyPaymentBody } from '../schemas.ts';
 import { readPaymentFromLedger } from './ledger-read.ts';
 import { countUndecided } from '../metrics.ts';
-import { readQueued, rememberQueued } from '../queued.ts';
+import { queuedIdByOutTradeNo, readQueued, rememberQueued } from '../queued.ts';
 
 const paymentLocation = (id: string) => `/v1/payments/${id}`;
 
@@ -111,7 +111,9 @@ export function paymentRoutes(app: FastifyInstance, ctx: IngressContext): void {
         errors: [{ path: 'out_trade_no', message: 'required, 1-64 of [A-Za-z0-9_-]' }],
       });
     }
-    const id = (await ctx.store.paymentIdByOutTradeNo(merchant.id, otn)) ?? (await paymentIdFromLedger(ctx, merchant.id, otn));
+    const id = (await ctx.store.paymentIdByOutTradeNo(merchant.id, otn))
+      ?? (await paymentIdFromLedger(ctx, merchant.id, otn))
+      ?? (await queuedIdByOutTradeNo(ctx, merchant.id, otn)); // answered 202, not decided yet
     const p = id ? await findPayment(ctx, merchant.id, id) : null;
     if (!p) throw new ApiError('payment.not_found', `no payment with out_trade_no ${otn}`);
     return send(reply, jsonResult(200, p));

@@ -81,6 +81,9 @@ describe('past the ingress deadline (no engine running)', () => {
     const queued = await h.call(merchant, 'GET', first.headers.location as string);
     expect(queued.statusCode).toBe(200);
     expect(queued.json()).toEqual(processing);
+    const byOtn = await h.call(merchant, 'GET', `/v1/payments?out_trade_no=${processing.out_trade_no}`);
+    expect(byOtn.statusCode).toBe(200);
+    expect(byOtn.json()).toEqual(processing);
     // One the engine will refuse (no such wallet): processing too, until the engine has decided.
     const refused = await h.call(merchant, 'POST', '/v1/payments', paymentBody('acc_nobody', 100), { 'idempotency-key': uniqueId('idem') });
     expect(refused.statusCode).toBe(202);
@@ -102,6 +105,9 @@ describe('past the ingress deadline (no engine running)', () => {
     // The engine decided the refused one without creating a payment: its Location is 404 now.
     await waitFor('the refused payment is decided', async () =>
       (await h.call(merchant, 'GET', refused.headers.location as string)).statusCode === 404);
+    const refusedOtn = JSON.parse(refused.rawPayload.toString()).out_trade_no as string;
+    expect((await h.call(merchant, 'GET', `/v1/payments?out_trade_no=${refusedOtn}`)).statusCode).toBe(404);
+    expect((await h.call(merchant, 'GET', `/v1/payments?out_trade_no=${processing.out_trade_no}`)).json()).toMatchObject({ id: processing.id, status: 'authorized' });
     await lateEngine.stop();
     lateEngine = null;
   });
