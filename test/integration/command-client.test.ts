@@ -6,7 +6,7 @@
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { Msg, NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CommandClient, isEngineUnavailableError, PUBACK_WAIT_MS_MIN } from '../../engine/client/index.ts';
+import { CommandClient, isEngineUnavailableError, PUBACK_WAIT_MS_MIN, type SendResult } from '../../engine/client/index.ts';
 import type { Config } from '../../engine/config.ts';
 import { connectNats } from '../../engine/infra.ts';
 import { encode, unpackRaw } from '../../engine/protocol/codec.ts';
@@ -140,12 +140,11 @@ describe('CommandClient', () => {
 
   it('answers 202 at the PubAck while the engine lags on the shard, watches one probe, and waits again once it has caught up', async () => {
     await ensureStreams(jsm, n);
-    let delayMs = 800;
-    const sub = nc.subscribe(n.cmdSubjectAll, { callback: (_err, msg) => { const d = delayMs; setTimeout(() => answer(msg), d); } });
+    const delay = { ms: 800 };
+    const engine = slowEngine(delay);
     const client = new CommandClient(nc, null, n, { backlogLagMs: 300 });
     client.start();
     const before = (await jsm.streams.info(n.cmdStream)).state.messages;
-    const kindOf = (r: Awaited<ReturnType<CommandClient['send']>>) => (r.kind === 'timeout' ? `timeout${r.backlog ? '-backlog' : ''}` : r.kind);
     // Nothing seen yet: the first waits for its (slow) decision.
     expect(kindOf(await client.send(command('m_cc_lag'), 5_000))).toBe('reply');
     // Its decision came 800 ms after its PubAck: the next is answered as soon as JetStream has it.
@@ -154,32 +153,31 @@ describe('CommandClient', () => {
     // then the probe's slow decision is in too (replies arrive in the order they were sent), and
     // says the shard still lags.
     expect(kindOf(await client.send(command('m_cc_other_shard_0'), 5_000))).toBe('reply');
-    delayMs = 0; // the engine catches up
+    delay.ms = 0; // the engine catches up
     expect(kindOf(await client.send(command('m_cc_lag'), 5_000))).toBe('timeout-backlog'); // the new probe, answered fast
     await new Promise((r) => setTimeout(r, 100));
     expect(kindOf(await client.send(command('m_cc_lag'), 5_000))).toBe('reply');
     // Every command answered early was stored: the engine applies it later.
     expect((await jsm.streams.info(n.cmdStream)).state.messages - before).toBe(5);
-    sub.unsubscribe();
+    engine.stop();
     client.stop();
   });
 
   it('a deadline passed without a decision counts as lag; a sight of lag goes stale after a quiet spell', async () => {
     await ensureStreams(jsm, n);
-    let delayMs = 1_000;
-    const sub = nc.subscribe(n.cmdSubjectAll, { callback: (_err, msg) => { const d = delayMs; setTimeout(() => answer(msg), d); } });
+    const delay = { ms: 1_000 };
+    const engine = slowEngine(delay);
     const client = new CommandClient(nc, null, n, { backlogLagMs: 150 });
     client.start();
-    const kindOf = (r: Awaited<ReturnType<CommandClient['send']>>) => (r.kind === 'timeout' ? `timeout${r.backlog ? '-backlog' : ''}` : r.kind);
     // No decision within 300 ms of the PubAck: the engine lags at least that much.
     expect(kindOf(await client.send(command('m_cc_stale'), 300))).toBe('timeout');
     expect(kindOf(await client.send(command('m_cc_stale'), 5_000))).toBe('timeout-backlog'); // the probe
     // The probe's decision comes ~1 s later; then nothing is out, and after more than the setting
     // without traffic, that sight is stale: the next command waits and looks again.
-    delayMs = 0;
+    delay.ms = 0;
     await new Promise((r) => setTimeout(r, 1_000 + 150 + 700));
     expect(kindOf(await client.send(command('m_cc_stale'), 5_000))).toBe('reply');
-    sub.unsubscribe();
+    engine.stop();
     client.stop();
   });
 
@@ -204,6 +202,15 @@ describe('CommandClient', () => {
     client.stop();
   });
 });
+
+/** The result's kind, telling an early (backlog) "processing" from one at the deadline. */
+const kindOf = (r: SendResult) => (r.kind === 'timeout' ? `timeout${r.backlog ? '-backlog' : ''}` : r.kind);
+
+/** A stand-in engine that answers each command after `delay.ms` (changeable while it runs). */
+function slowEngine(delay: { ms: number }): { stop: () => void } {
+  const sub = nc.subscribe(n.cmdSubjectAll, { callback: (_err, msg) => { const d = delay.ms; setTimeout(() => answer(msg), d); } });
+  return { stop: () => sub.unsubscribe() };
+}
 
 /** A stand-in engine on core NATS: answers every command, single or batched, account.exists. */
 function answer(msg: Msg): void {

@@ -33,6 +33,20 @@ async function setUpWallet(h: Harness, merchant: Merchant, accountId: string): P
 const paymentBody = (accountId: string, amount: number) =>
   JSON.stringify({ out_trade_no: uniqueId('T'), amount, currency: 'CNY', method: 'balance', account_id: accountId, capture: 'manual', scene: 'pc' });
 
+/** An ingress without an engine, and a merchant whose wallet a short-lived engine set up. */
+async function withoutEngine(config: ReturnType<typeof testConfig>, accountId: string): Promise<{ h: Harness; merchant: Merchant }> {
+  const h = await startHarness({ engine: false, config });
+  const merchant = await h.newMerchant();
+  // The wallet needs an engine; it is stopped again before the payments.
+  const setup = await startEngine(h.config, { engineId: uniqueId('setup') });
+  try {
+    await setUpWallet(h, merchant, accountId);
+  } finally {
+    await setup.stop();
+  }
+  return { h, merchant };
+}
+
 async function settledPayments(h: Harness, merchantId: string, outTradeNo: string) {
   await waitForSettlement(h.ingress.ctx.jsm, h.names, 30_000);
   const r = await h.pool.query<{ id: string; status: string }>('SELECT id, status FROM payments WHERE merchant_id = $1 AND out_trade_no = $2', [merchantId, outTradeNo]);
@@ -46,15 +60,7 @@ describe('past the ingress deadline (no engine running)', () => {
   const accountId = 'acc_late';
 
   beforeAll(async () => {
-    h = await startHarness({ engine: false, config: testConfig({ PEAKPAY_INGRESS_DEADLINE_MS: String(DEADLINE_MS) }) });
-    merchant = await h.newMerchant();
-    // The wallet needs an engine; it is stopped again before the payment.
-    const setup = await startEngine(h.config, { engineId: uniqueId('setup') });
-    try {
-      await setUpWallet(h, merchant, accountId);
-    } finally {
-      await setup.stop();
-    }
+    ({ h, merchant } = await withoutEngine(testConfig({ PEAKPAY_INGRESS_DEADLINE_MS: String(DEADLINE_MS) }), accountId));
   });
   afterAll(async () => {
     await lateEngine?.stop();
@@ -138,17 +144,10 @@ describe('the engine lagging behind (PEAKPAY_INGRESS_BACKLOG_LAG_MS)', () => {
   const BACKLOG_DEADLINE_MS = 1_000;
 
   beforeAll(async () => {
-    h = await startHarness({ engine: false, config: testConfig({
-      // Lag counts from the PubAck, the deadline from the send: the setting must be below the deadline.
+    // Lag counts from the PubAck, the deadline from the send: the setting must be below the deadline.
+    ({ h, merchant } = await withoutEngine(testConfig({
       PEAKPAY_INGRESS_DEADLINE_MS: String(BACKLOG_DEADLINE_MS), PEAKPAY_INGRESS_BACKLOG_LAG_MS: String(BACKLOG_DEADLINE_MS / 2),
-    }) });
-    merchant = await h.newMerchant();
-    const setup = await startEngine(h.config, { engineId: uniqueId('setup') });
-    try {
-      await setUpWallet(h, merchant, accountId);
-    } finally {
-      await setup.stop();
-    }
+    }), accountId));
   });
   afterAll(async () => {
     await lateEngine?.stop();
