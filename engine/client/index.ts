@@ -159,13 +159,13 @@ export class CommandClient {
     if (this.waiting.size >= WAITING_MAX) throw new EngineUnavailableError('too many requests waiting for the engine');
     const token = String(++this.counter);
     const returnDuplicate = opts.returnDuplicate ?? false;
+    const subject = this.names.cmdSubject(cmd.merchant_id);
     const result = new Promise<SendResult>((resolve, reject) => {
       const w: Waiter = { resolve, reject, timer: setTimeout(() => this.onDeadline(token), timeoutMs), ackTimer: null, acked: false, published: false, deadlinePassed: false, returnDuplicate,
-        subject: returnDuplicate ? null : this.names.cmdSubject(cmd.merchant_id), ackedAtMs: 0, waitThroughBacklog: opts.waitThroughBacklog ?? false };
+        subject: returnDuplicate ? null : subject, ackedAtMs: 0, waitThroughBacklog: opts.waitThroughBacklog ?? false };
       if (timeoutMs < PUBACK_WAIT_MS_MIN) w.ackTimer = setTimeout(() => this.onAckDeadline(token), PUBACK_WAIT_MS_MIN);
       this.waiting.set(token, w);
     });
-    const subject = this.names.cmdSubject(cmd.merchant_id);
     if (returnDuplicate) {
       const h = headers();
       h.set(REPLY_HEADER, `${this.prefix}.${token}`);
