@@ -19,10 +19,11 @@ export async function rememberQueued(ctx: IngressContext, cmdId: string, payment
   const keys = merchantKeys(ctx.names.redisPrefix, payment.merchant_id);
   // NX on the out_trade_no: of two creates with the same one, the first answered names it; once the
   // engine has decided, its own out_trade_no index (written with the payment) answers first.
-  await ctx.redis.multi()
-    .set(keys.queued(payment.id), JSON.stringify({ cmd_id: cmdId, payment }), 'EX', IDEMPOTENCY_TTL_S)
-    .set(keys.queuedOutTradeNo(payment.out_trade_no), payment.id, 'EX', IDEMPOTENCY_TTL_S, 'NX')
-    .exec();
+  // Two plain SETs, auto-pipelined into one write: neither needs the other to be atomic with it.
+  await Promise.all([
+    ctx.redis.set(keys.queued(payment.id), JSON.stringify({ cmd_id: cmdId, payment }), 'EX', IDEMPOTENCY_TTL_S),
+    ctx.redis.set(keys.queuedOutTradeNo(payment.out_trade_no), payment.id, 'EX', IDEMPOTENCY_TTL_S, 'NX'),
+  ]);
   return payment;
 }
 
