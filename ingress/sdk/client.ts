@@ -213,8 +213,10 @@ export class PeakpayClient {
 
   /**
    * Polls GET /v1/payments/{id} until the payment reaches one of `until` (default: decided, i.e. not
-   * `processing`): for the 202 answers given when the engine did not decide within the deadline.
-   * A 404 counts as "not yet" (the engine has not applied the command) until the timeout.
+   * `processing`): for the 202 answers given when the engine did not decide within the deadline
+   * (or lagged). The ingress shows such a payment `processing` until the engine decides; a 404
+   * still counts as "not yet" until the timeout (an ingress older than that, or its record lost
+   * with a Redis rebuild), though after a 202 it usually means the engine refused the create.
    */
   async waitForPayment(id: string, opts: WaitOptions = {}): Promise<Payment> {
     const until = opts.until ?? (['requires_action', 'pending', 'authorized', 'succeeded', 'failed', 'canceled', 'expired'] as const);
