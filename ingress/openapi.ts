@@ -66,7 +66,7 @@ export function openApiDocument() {
               + `/v1/payments/{id}/verify) or failed with failure.code one of ${RISK_REFUSAL_REASONS.join(', ')} (risk rules, `
               + 'docs/RISK.md) or balance.insufficient_funds',
             ),
-            202: paymentResponse('Not decided within the deadline: status processing; poll Location or wait for the webhook'),
+            202: paymentResponse('Not decided within the deadline, or the engine is behind: status processing; poll Location (it reads processing until the engine decides) or wait for the webhook'),
             ...errorsFor(...POST_ERRORS, 'validation.amount_above_maximum', 'payment.duplicate_out_trade_no', 'account.not_found', 'account.currency_mismatch', 'payment.method_unavailable'),
           },
         },
@@ -77,7 +77,7 @@ export function openApiDocument() {
         },
       },
       '/v1/payments/{id}': {
-        get: { summary: 'Read a payment', parameters: [idParam], responses: { 200: paymentResponse('The payment'), ...errorsFor(...AUTH_ERRORS, 'payment.not_found') } },
+        get: { summary: 'Read a payment', parameters: [idParam], responses: { 200: paymentResponse('The payment (status processing while a create answered 202 waits for the engine)'), ...errorsFor(...AUTH_ERRORS, 'payment.not_found') } },
       },
       '/v1/payments/{id}/capture': {
         post: {
