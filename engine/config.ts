@@ -26,7 +26,7 @@ const envSchema = z.object({
   // shard came this long after their PubAcks (a backlog: the spike waits in JetStream, not in open
   // connections); 0 = always wait for the deadline. Default: 1000, or half the deadline if that is less.
   PEAKPAY_INGRESS_BACKLOG_LAG_MS: z.coerce.number().int().min(0).max(30_000).optional(),
-  // Scheduling niceness (0-19) the engine and settlement processes give all their threads at start.
+  // Scheduling niceness (0-19) the engine, settlement and webhooks processes give all their threads at start.
   // Where they share cores with the ingress, a positive value lets the ingress accept a spike first
   // and the engine work the queue off after it.
   PEAKPAY_BACKGROUND_NICE: intFrom(0, 19, 0),
