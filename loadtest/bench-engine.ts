@@ -7,7 +7,11 @@
 // Method: the command backlog (payment.create, balance, automatic capture) is published to
 // JetStream while no engine runs; then one engine process starts and we time how fast it drains
 // the backlog (from its first acknowledgement to its last). The engine publishes every event to
-// JetStream as in production; the settlement consumer is not running (it is measured separately).
+// JetStream as in production; the settlement consumer is not running meanwhile. Then (unless
+// --skip-settle) a settlement process starts on a fresh database and we time how fast it writes
+// the engine's events into Postgres. Both phases report CPU per payment of each process (from
+// /proc): a figure far steadier than end-to-end throughput on a shared machine, so a change to one
+// stage can be judged by it alone.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { cpus } from 'node:os';
@@ -20,9 +24,11 @@ import { connectNats } from '../engine/infra.ts';
 import { publishAll } from '../engine/client/publish.ts';
 import { PROTOCOL_VERSION, type Command } from '../engine/protocol/commands.ts';
 import { names, type Names } from '../engine/protocol/subjects.ts';
-import { ensureShardConsumer, ensureStreams } from '../engine/streams.ts';
+import { ensureSettlementConsumer, ensureShardConsumer, ensureStreams } from '../engine/streams.ts';
 import { localEnv, PROJECT_ROOT } from '../scripts/local-env.ts';
 import { stackDown, stackUp } from '../scripts/stack.ts';
+import { cpuBetween, cpuSnapshot } from './lib/cpu.ts';
+import { freshDatabase } from './lib/peakpay.ts';
 
 const { values } = parseArgs({
   options: {
@@ -31,6 +37,7 @@ const { values } = parseArgs({
     accounts: { type: 'string', default: '1000' },
     only: { type: 'string', default: '' },
     shards: { type: 'string', default: '16' },
+    'skip-settle': { type: 'boolean', default: false },
   },
 });
 const PAYMENTS = Number(values.payments);
@@ -40,7 +47,11 @@ const PUBLISH_WINDOW = 512;
 const METRICS_PORT = 19464;
 
 type Scenario = { name: string; merchants: string[]; accountsPerMerchant: number };
-type Result = { name: string; payments: number; seconds: number; perSecond: number; roundTripsPerPayment: number; redisCommandsPerPayment: number; avgBatch: number };
+type Settle = { perSecond: number; seconds: number; eventsPerPayment: number; cpuUsPerPayment: Record<string, number> };
+type Result = {
+  name: string; payments: number; seconds: number; perSecond: number; roundTripsPerPayment: number; redisCommandsPerPayment: number;
+  avgBatch: number; cpuUsPerPayment: Record<string, number>; settle: Settle | null;
+};
 
 async function remaining(jsm: JetStreamManager, n: Names): Promise<number> {
   let r = 0;
@@ -51,12 +62,12 @@ async function remaining(jsm: JetStreamManager, n: Names): Promise<number> {
   return r;
 }
 
-function startEngine(config: Config) {
-  // BENCH_CPU_PROF=<dir> writes a V8 CPU profile of each engine process there.
+function startEngine(config: Config, entry = 'engine/main.ts', databaseUrl = config.databaseUrl) {
+  // BENCH_CPU_PROF=<dir> writes a V8 CPU profile of each engine (and settlement) process there.
   const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
-  const child = spawn(process.execPath, [...prof, '--import', 'tsx', join(PROJECT_ROOT, 'engine/main.ts')], {
+  const child = spawn(process.execPath, [...prof, '--import', 'tsx', join(PROJECT_ROOT, entry)], {
     env: {
-      ...process.env, NATS_URL: config.natsUrl, REDIS_URL: config.redisUrl, DATABASE_URL: config.databaseUrl,
+      ...process.env, NATS_URL: config.natsUrl, REDIS_URL: config.redisUrl, DATABASE_URL: databaseUrl,
       PEAKPAY_MASTER_KEY: config.masterKey.toString('hex'), PEAKPAY_NAMESPACE: config.namespace,
       PEAKPAY_SHARD_COUNT: String(config.shardCount), PEAKPAY_METRICS_PORT: String(METRICS_PORT),
       PEAKPAY_LOG_LEVEL: process.env.BENCH_ENGINE_LOG_LEVEL ?? 'warn',
@@ -64,7 +75,9 @@ function startEngine(config: Config) {
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  if (child.pid === undefined) throw new Error(`${entry} did not start`);
   return {
+    pid: child.pid,
     stop: async () => {
       child.kill('SIGTERM');
       const timer = setTimeout(() => child.kill('SIGKILL'), 25_000);
@@ -128,10 +141,12 @@ async function run(s: Scenario, baseEnv: NodeJS.ProcessEnv): Promise<Result> {
   let t0 = 0;
   let startRemaining = 0;
   let rtBefore = 0;
+  let cpu0 = cpuSnapshot({ engine: engine.pid });
   for (;;) {
     const r = await remaining(jsm, n);
     if (t0 === 0 && r < PAYMENTS) {
       t0 = performance.now();
+      cpu0 = cpuSnapshot({ engine: engine.pid });
       startRemaining = r;
       rtBefore = await metric('peakpay_engine_redis_roundtrips_total');
     }
@@ -140,11 +155,13 @@ async function run(s: Scenario, baseEnv: NodeJS.ProcessEnv): Promise<Result> {
     await new Promise((res) => setTimeout(res, 250));
   }
   const seconds = (performance.now() - t0) / 1000;
+  const cpuUsPerPayment = usPerPayment(cpuBetween(cpu0, cpuSnapshot({ engine: engine.pid })), seconds, startRemaining);
   const roundTrips = (await metric('peakpay_engine_redis_roundtrips_total')) - rtBefore;
   const batches = await metric('peakpay_engine_actor_batch_size_count');
   const batchedCommands = await metric('peakpay_engine_actor_batch_size_sum');
   const redisCommands = (await redisCommandCount(redis)) - redisBefore;
   await engine.stop();
+  const settle = values['skip-settle'] ? null : await settleAll(config, jsm, n, baseEnv, PAYMENTS);
   for (const st of [n.cmdStream, n.evtStream]) await jsm.streams.delete(st).catch(() => undefined);
   await nc.close();
   redis.disconnect();
@@ -156,6 +173,54 @@ async function run(s: Scenario, baseEnv: NodeJS.ProcessEnv): Promise<Result> {
     roundTripsPerPayment: roundTrips / startRemaining,
     redisCommandsPerPayment: redisCommands / PAYMENTS,
     avgBatch: batchedCommands / Math.max(1, batches),
+    cpuUsPerPayment,
+    settle,
+  };
+}
+
+/** cores (cpuBetween) over `seconds` → µs of CPU per payment, per process; `machine` is the whole machine. */
+function usPerPayment(cores: Record<string, number>, seconds: number, payments: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(cores)) if (k !== 'other' && v > 0) out[k] = Math.round((v * seconds * 1e6) / payments);
+  return out;
+}
+
+/**
+ * The settlement consumer from a backlog: every event the engine published (the backlog's and the
+ * setup's accounts) is waiting in the event stream; one settlement process writes them into a fresh
+ * database, timed from its first acknowledgement to its last.
+ */
+async function settleAll(config: Config, jsm: JetStreamManager, n: Names, baseEnv: NodeJS.ProcessEnv, payments: number): Promise<Settle> {
+  const pending = async () => {
+    const i = await jsm.consumers.info(n.evtStream, n.settlementConsumer);
+    return i.num_pending + i.num_ack_pending;
+  };
+  // As the settlement process creates it (engine/settlement/consumer.ts), before it starts, to count what waits.
+  await ensureSettlementConsumer(jsm, n, config.settlementBatchMax * 4, config.ackWaitMs);
+  const before = await pending();
+  const databaseUrl = await freshDatabase(baseEnv.DATABASE_URL ?? config.databaseUrl, 'peakpay_bench_settle');
+  const settlement = startEngine(config, 'engine/settlement/main.ts', databaseUrl);
+  let t0 = 0;
+  let startPending = 0;
+  let cpu0 = cpuSnapshot({ settlement: settlement.pid });
+  for (;;) {
+    const r = await pending();
+    if (t0 === 0 && r < before) {
+      t0 = performance.now();
+      cpu0 = cpuSnapshot({ settlement: settlement.pid });
+      startPending = r;
+    }
+    if (r === 0) break;
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  const cores = cpuBetween(cpu0, cpuSnapshot({ settlement: settlement.pid }));
+  await settlement.stop();
+  // The events of the measured part, in payments: the backlog's share of what was pending.
+  const share = (startPending / before) * payments;
+  return {
+    perSecond: Math.round(share / seconds), seconds, eventsPerPayment: before / payments,
+    cpuUsPerPayment: usPerPayment(cores, seconds, share),
   };
 }
 
@@ -171,6 +236,14 @@ try {
   for (const r of [uniform, hot]) {
     if (!r) continue;
     console.log(`${r.name.padEnd(38)}${String(r.perSecond).padStart(10)}${r.seconds.toFixed(2).padStart(10)}${r.roundTripsPerPayment.toFixed(3).padStart(28)}${r.redisCommandsPerPayment.toFixed(2).padStart(25)}${r.avgBatch.toFixed(1).padStart(12)}`);
+  }
+  console.log('\nCPU per payment, µs (from /proc; the servers are shared: their figures include anyone else\'s use):');
+  for (const r of [uniform, hot]) {
+    if (!r) continue;
+    console.log(`${r.name}: engine drain ${JSON.stringify(r.cpuUsPerPayment)}`);
+    if (r.settle) {
+      console.log(`${r.name}: settlement drain ${r.settle.perSecond} payments/s (${r.settle.eventsPerPayment.toFixed(2)} events each) in ${r.settle.seconds.toFixed(2)} s, ${JSON.stringify(r.settle.cpuUsPerPayment)}`);
+    }
   }
   if (hot && uniform) console.log(`hot / uniform = ${(hot.perSecond / uniform.perSecond).toFixed(2)} (target ≥ 0.5)`);
 } finally {
