@@ -1,6 +1,6 @@
 // The settlement consumer: streams events from JetStream into Postgres. Batches grow with load
-// (everything buffered since the last commit, up to batchMax) and stay small when it is quiet, so
-// latency is one commit. Events are acknowledged only after their transaction committed; on an
+// (everything buffered since the last commit, up to batchMax messages or WRITE_EVENTS_MAX events)
+// and stay small when it is quiet, so latency is one commit. Events are acknowledged only after their transaction committed; on an
 // error the batch is nak'ed and retried after a bounded backoff.
 import { jetstream, jetstreamManager, type JsMsg, type ConsumerMessages } from '@nats-io/jetstream';
 import type pg from 'pg';
@@ -9,6 +9,7 @@ import type { Config } from '../config.ts';
 import { connectNats, logger, pgPool } from '../infra.ts';
 import { BACKLOG_SAMPLE_EVERY_MS, sampleEvery, serveMetrics, settlementLagSeconds, settlementMetrics } from '../metrics.ts';
 import { decodeEventBatch } from '../protocol/codec.ts';
+import type { EngineEvent } from '../protocol/events.ts';
 import { names } from '../protocol/subjects.ts';
 import { ensureSettlementConsumer, ensureStreams } from '../streams.ts';
 import { writeEvents, type StoredEvent } from './writer.ts';
@@ -16,6 +17,16 @@ import { writeEvents, type StoredEvent } from './writer.ts';
 /** A partial batch is written this long after its last message if no other arrives. */
 export const FLUSH_IDLE_MS = 20;
 const BACKOFF_MS_MAX = 5_000;
+/**
+ * A transaction holds at most this many events, however few messages carry them (the engine
+ * coalesces up to 256 events in one message; a message is never split). A backlog of 500 full messages made one
+ * transaction of ~100,000 events: Postgres then spent a quarter of its time copying memory, and a
+ * payment cost 589 µs of settlement and Postgres CPU instead of ~370 (npm run bench:engine, drain).
+ */
+export const WRITE_EVENTS_MAX = 1_000;
+
+/** A message and its events, decoded on arrival. */
+type Received = { m: JsMsg; events: EngineEvent[] };
 
 export async function startSettlement(config: Config, opts: { pool?: pg.Pool; log?: Logger } = {}) {
   const log = opts.log ?? logger(config, 'settlement');
@@ -42,7 +53,8 @@ export async function startSettlement(config: Config, opts: { pool?: pg.Pool; lo
 
   let stopped = false;
   let messages: ConsumerMessages | null = null;
-  let buffer: JsMsg[] = [];
+  let buffer: Received[] = [];
+  let bufferedEvents = 0;
 
   // One write at a time: from the loop (batch full, or nothing more pending) or from the idle timer.
   let writing: Promise<void> = Promise.resolve();
@@ -56,28 +68,34 @@ export async function startSettlement(config: Config, opts: { pool?: pg.Pool; lo
   };
 
   async function flush(): Promise<void> {
-    const msgs = buffer;
+    const received = buffer;
     buffer = [];
-    if (msgs.length === 0) return;
+    bufferedEvents = 0;
+    if (received.length === 0) return;
     try {
-      await write(msgs);
+      await write(received);
     } catch (err) {
-      for (const m of msgs) m.nak();
+      for (const r of received) r.m.nak();
       throw err;
     }
   }
 
-  async function write(msgs: JsMsg[]): Promise<void> {
-    const batch: StoredEvent[] = [];
-    for (const m of msgs) {
-      try {
-        for (const event of decodeEventBatch(m.data).events) batch.push({ seq: m.seq, event });
-      } catch (err) {
-        log.error({ seq: m.seq, err: (err as Error).message }, 'undecodable event terminated');
-        metrics.terminated.inc();
-        m.term();
-      }
+  /** Decoded on arrival, so that a write is bounded in events too; an undecodable message is terminated. */
+  function decode(m: JsMsg): Received | null {
+    try {
+      return { m, events: decodeEventBatch(m.data).events };
+    } catch (err) {
+      log.error({ seq: m.seq, err: (err as Error).message }, 'undecodable event terminated');
+      metrics.terminated.inc();
+      m.term();
+      return null;
     }
+  }
+
+  async function write(received: Received[]): Promise<void> {
+    const batch: StoredEvent[] = [];
+    for (const { m, events } of received) for (const event of events) batch.push({ seq: m.seq, event });
+    const msgs = received.map((r) => r.m);
     const endTimer = metrics.batchDuration.startTimer();
     const { inserted } = await writeEvents(pool, batch);
     endTimer();
@@ -96,12 +114,17 @@ export async function startSettlement(config: Config, opts: { pool?: pg.Pool; lo
         const consumer = await js.consumers.get(n.evtStream, n.settlementConsumer);
         messages = await consumer.consume({ max_messages: batchMax * 2 });
         for await (const m of messages) {
-          buffer.push(m);
+          const r = decode(m);
+          if (r === null) continue;
+          // A write holds at most WRITE_EVENTS_MAX events (or one message, if that has more).
+          if (buffer.length > 0 && bufferedEvents + r.events.length > WRITE_EVENTS_MAX) await flushSerial();
+          buffer.push(r);
+          bufferedEvents += r.events.length;
           // Write when a batch is full or nothing more is waiting right now. getPending() also
           // counts messages asked for and not yet delivered, so a partial batch could wait for
           // the next message — up to the ack wait: the idle timer writes it FLUSH_IDLE_MS after
           // the last message arrived.
-          if (buffer.length >= batchMax || messages.getPending() <= 1) await flushSerial(); // 1 = this message
+          if (buffer.length >= batchMax || bufferedEvents >= WRITE_EVENTS_MAX || messages.getPending() <= 1) await flushSerial(); // 1 = this message
           else {
             if (idleTimer) clearTimeout(idleTimer);
             idleTimer = setTimeout(() => {
@@ -113,8 +136,9 @@ export async function startSettlement(config: Config, opts: { pool?: pg.Pool; lo
       } catch (err) {
         log.error({ err }, 'settlement batch failed; nak and retry');
         if (idleTimer) clearTimeout(idleTimer);
-        for (const m of buffer) m.nak();
+        for (const r of buffer) r.m.nak();
         buffer = [];
+        bufferedEvents = 0;
         await messages?.close().catch(() => undefined);
         await new Promise((r) => setTimeout(r, backoffMs));
         backoffMs = Math.min(backoffMs * 2, BACKOFF_MS_MAX);
@@ -135,7 +159,7 @@ export async function startSettlement(config: Config, opts: { pool?: pg.Pool; lo
       await messages?.close().catch(() => undefined);
       await running;
       await writing;
-      for (const m of buffer) m.nak();
+      for (const r of buffer) r.m.nak();
       await nc.drain().catch(() => undefined);
       if (ownsPool) await pool.end();
     },

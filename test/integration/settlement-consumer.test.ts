@@ -1,0 +1,83 @@
+// The settlement consumer over a real JetStream and Postgres: a backlog of full event messages is
+// written in transactions of at most WRITE_EVENTS_MAX events (a message is never split), and
+// every event exactly once.
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Config } from '../../engine/config.ts';
+import { connectNats, pgPool } from '../../engine/infra.ts';
+import { encode } from '../../engine/protocol/codec.ts';
+import { PROTOCOL_VERSION } from '../../engine/protocol/commands.ts';
+import { EVENTS_PER_MESSAGE_MAX, type EngineEvent } from '../../engine/protocol/events.ts';
+import { names } from '../../engine/protocol/subjects.ts';
+import { startSettlement, WRITE_EVENTS_MAX } from '../../engine/settlement/consumer.ts';
+import { packEventBatch } from '../../engine/shards/event-out.ts';
+import { ensureStreams } from '../../engine/streams.ts';
+import { dropStreams, testConfig, uniqueId } from '../helpers.ts';
+
+let config: Config;
+let pool: pg.Pool;
+let nc: NatsConnection;
+beforeAll(async () => {
+  config = testConfig();
+  pool = pgPool(config, 2);
+  nc = await connectNats(config, 'test');
+});
+afterAll(async () => {
+  await nc.close();
+  await pool.end();
+  await dropStreams(config);
+});
+
+function credit(merchant: string, cmd: string, amount: number): EngineEvent {
+  return {
+    v: PROTOCOL_VERSION, id: `evt_${cmd}_0`, type: 'account.credited', merchant_id: merchant, cmd_id: cmd, ts_ms: Date.now(), payment: null,
+    account: { account_id: 'acc', currency: 'CNY', available: amount, held: 0 },
+    postings: [
+      { kind: 'adjustment', ledger_account: 'merchant:adjustments', amount: -amount, currency: 'CNY' },
+      { kind: 'adjustment', ledger_account: 'wallet:acc:available', amount, currency: 'CNY' },
+    ],
+    memo: 'test',
+  };
+}
+
+describe('settlement consumer', () => {
+  it('writes a backlog of full messages in transactions of at most WRITE_EVENTS_MAX events, each event once', async () => {
+    const n = names(config.namespace, config.shardCount);
+    await ensureStreams(await jetstreamManager(nc), n);
+    const m = uniqueId('m');
+    const perMessage = EVENTS_PER_MESSAGE_MAX; // full messages, as the engine sends under load
+    const messages = Math.ceil((3 * WRITE_EVENTS_MAX) / perMessage); // three transactions' worth at least
+    const js = jetstream(nc);
+    let expected = 0;
+    for (let i = 0; i < messages; i++) {
+      const events = Array.from({ length: perMessage }, (_, k) => credit(m, `${m}_${i}_${k}`, 1 + k));
+      expected += events.reduce((s, e) => s + (e.account?.available ?? 0), 0);
+      const packed = events.map((e) => encode(e));
+      await js.publish(n.evtSubjectShard(0), packEventBatch(events[0] as EngineEvent, packed, packed.reduce((s, b) => s + b.length, 0)));
+    }
+    // Started on a backlog: without the bound, the first pull's messages would make one transaction.
+    const settlement = await startSettlement(config, { pool });
+    try {
+      const balance = async () =>
+        Number((await pool.query<{ b: string }>(`SELECT coalesce(sum(amount), 0) AS b FROM postings WHERE merchant_id = $1 AND ledger_account = 'wallet:acc:available'`, [m])).rows[0]?.b);
+      for (let i = 0; i < 200 && (await balance()) < expected; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(await balance()).toBe(expected);
+      const events = await pool.query<{ c: string }>('SELECT count(*) AS c FROM events WHERE merchant_id = $1', [m]);
+      expect(Number(events.rows[0]?.c)).toBe(messages * perMessage);
+
+      // A histogram's values carry their series name (prom-client's type leaves it out).
+      const sizes = ((await settlement.registry.getSingleMetric('peakpay_settlement_batch_size')?.get())?.values ?? []) as {
+        metricName?: string; labels: Record<string, string | number>; value: number;
+      }[];
+      const bucket = (le: number) => sizes.find((v) => v.metricName === 'peakpay_settlement_batch_size_bucket' && v.labels.le === le)?.value;
+      const count = sizes.find((v) => v.metricName === 'peakpay_settlement_batch_size_count')?.value ?? 0;
+      expect(sizes.find((v) => v.metricName === 'peakpay_settlement_batch_size_sum')?.value).toBe(messages * perMessage);
+      expect(count).toBeGreaterThanOrEqual(3);
+      expect(bucket(WRITE_EVENTS_MAX)).toBe(count); // no transaction above the bound
+    } finally {
+      await settlement.stop();
+    }
+  });
+});
