@@ -82,7 +82,10 @@ export function outcomeOf(cmd: Command, result: ScriptResult, nowMs: number): Ou
     memo: memoOf(cmd, result),
     result_code: result.code,
     cmd_events: result.events.length,
-    payment_record: result.paymentRecord ?? result.payment,
+    // On the command's last event only: it is the state after the command, the same for every event
+    // of it, and a second copy was ~1 KB of jsonb per payment for Postgres to parse and store.
+    // Readers take it from the last event (engine/rebuild) or from the command's events (webhooks).
+    ...(i === last && { payment_record: result.paymentRecord ?? result.payment }),
     ...(refund && { refund }),
     ...(settlement && i === last && { settlement }),
     ...(cmd.type === 'refund.channel_result' && refund && { channel_refund_id: cmd.channel_refund_id }),

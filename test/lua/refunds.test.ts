@@ -44,6 +44,18 @@ const paid = async (id: string, amount: number) => {
   expect(r.payment?.status).toBe('succeeded');
 };
 
+describe('the events of an automatic capture', () => {
+  it('payment.authorized then payment.succeeded; only the last carries the payment record, with the postings', async () => {
+    const cmd = { ...cmds.hold('p9', 'a1', 2500, { capture: 'automatic' }), notify_url: 'https://shop.example/n' };
+    const o = outcomeOf(cmd, await store.createPayment(cmd, NOW), NOW);
+    expect(o.events.map((e) => [e.type, 'payment_record' in e, e.postings.length])).toEqual([
+      ['payment.authorized', false, 0],
+      ['payment.succeeded', true, 4],
+    ]);
+    expect(o.events[1]?.payment_record).toMatchObject({ id: 'p9', status: 'succeeded', notify_url: 'https://shop.example/n', amount_captured: 2500 });
+  });
+});
+
 describe('paymentRefund', () => {
   it('refunds in parts up to the captured amount, crediting the wallet back; the payment stays succeeded', async () => {
     await paid('p1', 3000);

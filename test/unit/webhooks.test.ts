@@ -139,6 +139,27 @@ describe('what an event becomes', () => {
     expect(webhookOf(event('risk.configured'))).toBeNull();
   });
 
+  it("a command's first events carry no payment record: their notify_url comes from the command's last event", async () => {
+    const { jobsOf } = await import('../../engine/webhooks/dispatcher.ts');
+    const { packEventBatch } = await import('../../engine/shards/event-out.ts');
+    const { encode } = await import('../../engine/protocol/codec.ts');
+    const { payment_record: _none, ...first } = event('payment.authorized');
+    const last = { ...event('payment.succeeded'), id: 'evt_cmd_9_1' };
+    // Another command in the same message, whose payment has no notify_url: its events stay silent.
+    const { payment_record: _none2, ...otherFirst } = { ...event('payment.authorized'), id: 'evt_cmd_8_0', cmd_id: 'cmd_8' };
+    const otherLast = { ...event('payment.succeeded', { payment_record: { id: 'pay_2', notify_url: '' } }), id: 'evt_cmd_8_1', cmd_id: 'cmd_8' };
+    const events = [otherFirst as EngineEvent, otherLast, first as EngineEvent, last];
+    const packed = events.map((e) => encode(e));
+    const data = packEventBatch(events[0] as EngineEvent, packed, packed.reduce((n, b) => n + b.length, 0));
+    const jobs = jobsOf(data, 1_700_000_000_000);
+    expect(jobs.map((j) => [j.id, j.type, j.url])).toEqual([
+      ['evt_cmd_9_0', 'payment.authorized', 'https://shop.example/notify'],
+      ['evt_cmd_9_1', 'payment.succeeded', 'https://shop.example/notify'],
+    ]);
+    // Alone, the first event has nothing to send to.
+    expect(webhookOf(first as EngineEvent)).toBeNull();
+  });
+
   it('a job survives its encoding; a resend gets its own message id, the event id stays', () => {
     const job: WebhookJob = {
       v: PROTOCOL_VERSION, id: 'evt_cmd_9_0', type: 'payment.succeeded', merchant_id: 'm_1', url: 'https://shop.example/n',
