@@ -1,7 +1,8 @@
 // The settlement consumer: streams events from JetStream into Postgres. Batches grow with load
 // (everything buffered since the last commit, up to batchMax messages or WRITE_EVENTS_MAX events)
-// and stay small when it is quiet, so latency is one commit. Events are acknowledged only after their transaction committed; on an
-// error the batch is nak'ed and retried after a bounded backoff.
+// and stay small when it is quiet: an event waits at most WRITE_LINGER_MS, then one commit.
+// Events are acknowledged only after their transaction committed; on an error the batch is
+// nak'ed and retried after a bounded backoff.
 import { jetstream, jetstreamManager, type JsMsg, type ConsumerMessages } from '@nats-io/jetstream';
 import type pg from 'pg';
 import type { Logger } from 'pino';
@@ -14,8 +15,14 @@ import { names } from '../protocol/subjects.ts';
 import { ensureSettlementConsumer, ensureStreams } from '../streams.ts';
 import { writeEvents, type StoredEvent } from './writer.ts';
 
-/** A partial batch is written this long after its last message if no other arrives. */
-export const FLUSH_IDLE_MS = 20;
+/**
+ * A batch that is not full is written this long after its first message: a bound on how long an
+ * event waits here. (It used to be written 20 ms after its *last* message, so a steady trickle
+ * kept it waiting until the batch was full.) Batches grow by themselves while a write is in
+ * progress, so a longer linger bought nothing measurable: 1, 50 and 100 ms gave the same CPU per
+ * payment under load (docs/BENCHMARKS.md).
+ */
+export const WRITE_LINGER_MS = 20;
 const BACKOFF_MS_MAX = 5_000;
 /**
  * A transaction holds at most this many events, however few messages carry them (the engine
@@ -120,16 +127,12 @@ export async function startSettlement(config: Config, opts: { pool?: pg.Pool; lo
           if (buffer.length > 0 && bufferedEvents + r.events.length > WRITE_EVENTS_MAX) await flushSerial();
           buffer.push(r);
           bufferedEvents += r.events.length;
-          // Write when a batch is full or nothing more is waiting right now. getPending() also
-          // counts messages asked for and not yet delivered, so a partial batch could wait for
-          // the next message — up to the ack wait: the idle timer writes it FLUSH_IDLE_MS after
-          // the last message arrived.
-          if (buffer.length >= batchMax || bufferedEvents >= WRITE_EVENTS_MAX || messages.getPending() <= 1) await flushSerial(); // 1 = this message
-          else {
-            if (idleTimer) clearTimeout(idleTimer);
+          // Write when a batch is full, else WRITE_LINGER_MS after the first message of the batch.
+          if (buffer.length >= batchMax || bufferedEvents >= WRITE_EVENTS_MAX) await flushSerial();
+          else if (!idleTimer) {
             idleTimer = setTimeout(() => {
-              flushSerial().catch((err: unknown) => log.error({ err }, 'settlement batch failed (idle flush); nak and retry'));
-            }, FLUSH_IDLE_MS);
+              flushSerial().catch((err: unknown) => log.error({ err }, 'settlement batch failed (linger flush); nak and retry'));
+            }, WRITE_LINGER_MS);
           }
           backoffMs = 100;
         }
