@@ -128,6 +128,23 @@ export const eventSchema = z.object({
 });
 export type EngineEvent = z.infer<typeof eventSchema>;
 
+/**
+ * The state after a command — `payment` (the public view) and `payment_record` — is carried by
+ * the command's last event only: every event of the command would carry the same, and the copies
+ * were a fifth of the bytes the engine packs and Postgres stores per payment (docs/BENCHMARKS.md).
+ * A reader that needs it on every event calls this with the command's events, which are always in
+ * one message (engine/shards/event-out.ts). Events written before this (each with its own copy) are
+ * returned unchanged; an event whose command carries no state keeps null.
+ */
+export function withCommandState<E extends EngineEvent>(events: readonly E[]): E[] {
+  const byCmd = new Map<string, Pick<EngineEvent, 'payment' | 'payment_record'>>();
+  for (const e of events) if (e.payment) byCmd.set(e.cmd_id, { payment: e.payment, payment_record: e.payment_record ?? null });
+  return events.map((e) => {
+    const state = e.payment ? undefined : byCmd.get(e.cmd_id);
+    return state ? { ...e, payment: state.payment, payment_record: e.payment_record ?? state.payment_record } : e;
+  });
+}
+
 /** Reply to the waiting ingress or operator, sent on the command's Pp-Reply subject (core NATS). */
 /**
  * What travels on <ns>.evt.<shard>: the events of one or more commands of the shard in one message

@@ -92,7 +92,7 @@ export async function incompleteCommands(pool: pg.Pool, merchantId: string, wind
 
 /**
  * The payment hash of each payment id: its latest event (highest version) among complete commands.
- * A command's events share version and stream_seq; only its last carries the payment record.
+ * A command's events share their stream_seq; only its last carries the payment and its record.
  */
 async function paymentRecords(ctx: RebuildContext, paymentIds: readonly string[]): Promise<Map<string, PaymentRecord>> {
   const out = new Map<string, PaymentRecord>();
@@ -100,7 +100,7 @@ async function paymentRecords(ctx: RebuildContext, paymentIds: readonly string[]
   const r = await ctx.pool.query<{ id: string; body: unknown }>(
     `SELECT DISTINCT ON (payment_id) id, body FROM events
      WHERE merchant_id = $1 AND payment_id = ANY($2::text[]) AND NOT (id = ANY($3::text[]))
-     ORDER BY payment_id, (body->'payment'->>'version')::int DESC, stream_seq DESC, body ? 'payment_record' DESC`,
+     ORDER BY payment_id, (body->'payment'->>'version')::int DESC NULLS LAST, stream_seq DESC, body ? 'payment_record' DESC`,
     [ctx.merchantId, paymentIds, ctx.incomplete.eventIds],
   );
   for (const row of r.rows) {

@@ -10,8 +10,9 @@ export type RiskCounters = Pick<EngineMetrics, 'riskRefusals' | 'riskChallenges'
 /** What the outcome means for risk: a refusal reason, a challenge reason, or null. */
 export function riskDecisionOf(o: Outcome): { refused: string } | { challenged: string } | null {
   if (!o.reply.ok || o.reply.replayed) return null;
+  // The payment after the command (its events carry it on the last one only).
+  const code = o.payment?.failure?.code;
   for (const ev of o.events) {
-    const code = ev.payment?.failure?.code;
     if (ev.type === 'payment.failed' && code !== undefined && isRiskRefusalReason(code)) return { refused: code };
     // The only challenge today is unusual hours; a second one would carry its reason on the payment.
     if (ev.type === 'payment.requires_action') return { challenged: RISK_CHALLENGE_REASONS[0] };

@@ -2,7 +2,7 @@
 // events first (ON CONFLICT DO NOTHING RETURNING id), then postings, accounts and payment rows
 // only for the events that were new. A redelivered batch changes nothing.
 import type pg from 'pg';
-import type { EngineEvent } from '../protocol/events.ts';
+import { withCommandState, type EngineEvent } from '../protocol/events.ts';
 import { isBalanced } from '../ledger/postings.ts';
 import { writeRiskChanges } from './risk.ts';
 import { writeRefunds } from './refunds.ts';
@@ -17,17 +17,23 @@ export async function writeEvents(pool: pg.Pool, delivered: readonly StoredEvent
   // already in the table, so keep one copy here.
   const batch = [...new Map(delivered.map((d) => [d.event.id, d])).values()];
   if (batch.length === 0) return { inserted: 0 };
+  // Each event with its command's state (carried by the command's last event, which is in the
+  // same message): for the columns and tables below. The body is stored as the engine sent it.
+  const hydrated = withCommandState(batch.map((b) => b.event));
   for (const { event } of batch) {
     if (!isBalanced(event.postings)) throw new Error(`assertion: unbalanced postings in ${event.id}`);
   }
   const client = await pool.connect();
   try {
     await client.query('BEGIN');
-    const eventRows = batch.map(({ seq, event: e }) => ({
-      id: e.id, stream_seq: seq, merchant_id: e.merchant_id, type: e.type, cmd_id: e.cmd_id,
-      payment_id: e.payment?.id ?? null, account_id: e.account?.account_id ?? e.payment?.account_id ?? null,
-      occurred_at: iso(e.ts_ms), body: e,
-    }));
+    const eventRows = batch.map(({ seq, event: body }, i) => {
+      const e = hydrated[i] as EngineEvent;
+      return {
+        id: e.id, stream_seq: seq, merchant_id: e.merchant_id, type: e.type, cmd_id: e.cmd_id,
+        payment_id: e.payment?.id ?? null, account_id: e.account?.account_id ?? e.payment?.account_id ?? null,
+        occurred_at: iso(e.ts_ms), body,
+      };
+    });
     // Named statements: parsed and planned once per connection, not once per batch.
     const res = await client.query<{ id: string }>({
       name: 'settle-events',
@@ -39,7 +45,8 @@ export async function writeEvents(pool: pg.Pool, delivered: readonly StoredEvent
       values: [JSON.stringify(eventRows)],
     });
     const fresh = new Set(res.rows.map((r) => r.id));
-    const events = batch.map((b) => b.event).filter((e) => fresh.has(e.id));
+    const events = hydrated.filter((e) => fresh.has(e.id));
+    const freshStored = batch.flatMap((b, i) => (fresh.has(b.event.id) ? [{ seq: b.seq, event: hydrated[i] as EngineEvent }] : []));
 
     const postings = events.flatMap((e) =>
       e.postings.map((p) => ({
@@ -103,9 +110,9 @@ export async function writeEvents(pool: pg.Pool, delivered: readonly StoredEvent
         values: [JSON.stringify(rows)],
       });
     }
-    await writeRiskChanges(client, batch.filter((b) => fresh.has(b.event.id)));
-    await writeRefunds(client, batch.filter((b) => fresh.has(b.event.id)));
-    await writeChannelSettlements(client, batch.filter((b) => fresh.has(b.event.id)));
+    await writeRiskChanges(client, freshStored);
+    await writeRefunds(client, freshStored);
+    await writeChannelSettlements(client, freshStored);
     await client.query('COMMIT');
     return { inserted: events.length };
   } catch (err) {

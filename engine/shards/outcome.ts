@@ -76,15 +76,13 @@ export function outcomeOf(cmd: Command, result: ScriptResult, nowMs: number): Ou
     merchant_id: cmd.merchant_id,
     cmd_id: cmd.cmd_id,
     ts_ms: tsMs,
-    payment,
+    // The state after the command on its last event only (withCommandState gives it to the others).
+    payment: i === last ? payment : null,
     account: result.account,
     postings: i === last ? postings : [],
     memo: memoOf(cmd, result),
     result_code: result.code,
     cmd_events: result.events.length,
-    // On the command's last event only: it is the state after the command, the same for every event
-    // of it, and a second copy was ~1 KB of jsonb per payment for Postgres to parse and store.
-    // Readers take it from the last event (engine/rebuild) or from the command's events (webhooks).
     ...(i === last && { payment_record: result.paymentRecord ?? result.payment }),
     ...(refund && { refund }),
     ...(settlement && i === last && { settlement }),

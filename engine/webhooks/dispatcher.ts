@@ -9,7 +9,8 @@ import type { Logger } from 'pino';
 import { decodeEventBatch } from '../protocol/codec.ts';
 import { PROTOCOL_VERSION } from '../protocol/commands.ts';
 import type { Names } from '../protocol/subjects.ts';
-import { encodeJob, jobMsgId, notifyUrlsOf, webhookOf, type WebhookJob } from './payload.ts';
+import { withCommandState } from '../protocol/events.ts';
+import { encodeJob, jobMsgId, webhookOf, type WebhookJob } from './payload.ts';
 
 /** Event messages read per pull and handled together (their jobs published at once). */
 export const DISPATCH_BATCH_MAX = 256;
@@ -20,10 +21,9 @@ const BACKOFF_MS_MAX = 5_000;
 export function jobsOf(data: Uint8Array, nowMs: number): WebhookJob[] {
   const batch = decodeEventBatch(data);
   const jobs: WebhookJob[] = [];
-  // A command's events are always in one message (engine/shards/event-out.ts), its last with the record.
-  const urls = notifyUrlsOf(batch.events);
-  for (const event of batch.events) {
-    const w = webhookOf(event, urls.get(event.cmd_id));
+  // A command's events are always in one message (engine/shards/event-out.ts), its last with the state.
+  for (const event of withCommandState(batch.events)) {
+    const w = webhookOf(event);
     if (!w) continue;
     jobs.push({ v: PROTOCOL_VERSION, id: w.id, type: w.type, merchant_id: event.merchant_id, url: w.url, body: w.body, queued_at_ms: nowMs, resends: 0 });
   }

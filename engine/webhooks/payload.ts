@@ -59,27 +59,16 @@ export const jobMsgId = (job: Pick<WebhookJob, 'id' | 'resends'>) => (job.resend
 /**
  * The webhook of an event, or null when there is none to send: not a payment or refund transition,
  * or the payment has no notify_url (it is kept in the payment record, not in the public view).
- * `notifyUrl`: the payment record's, which only the last event of a command carries
- * (notifyUrlsOf gives it to the command's other events).
+ * The event must carry its command's state (withCommandState: only a command's last event has it).
  */
-export function webhookOf(
-  event: EngineEvent,
-  notifyUrl: unknown = event.payment_record?.notify_url,
-): { id: string; type: WebhookEventType; url: string; body: string } | null {
+export function webhookOf(event: EngineEvent): { id: string; type: WebhookEventType; url: string; body: string } | null {
   if (!webhookTypes.has(event.type)) return null;
-  const url = notifyUrl;
+  const url = event.payment_record?.notify_url;
   if (typeof url !== 'string' || url === '') return null;
   const data = event.type.startsWith('refund.') ? event.refund : event.payment;
   if (!data) return null;
   const body = JSON.stringify({ id: event.id, type: event.type, created_at: new Date(event.ts_ms).toISOString(), data });
   return { id: event.id, type: event.type as WebhookEventType, url, body };
-}
-
-/** cmd_id → notify_url, from the events that carry the payment record (a command's last). */
-export function notifyUrlsOf(events: readonly EngineEvent[]): Map<string, unknown> {
-  const urls = new Map<string, unknown>();
-  for (const e of events) if (e.payment_record) urls.set(e.cmd_id, e.payment_record.notify_url);
-  return urls;
 }
 
 function decodeWith<S extends z.ZodType>(schema: S, what: string, bytes: Uint8Array): z.infer<S> {

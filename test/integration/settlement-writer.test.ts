@@ -56,4 +56,38 @@ describe('settlement writer', () => {
     await expect(writeEvents(pool, [{ seq: 1, event: credit(m, uniqueId('evt'), 5) }, { seq: 2, event: bad }])).rejects.toThrow(/unbalanced/);
     expect(await balance(m)).toBe(0);
   });
+
+  it("fills a command's first events' payment and account columns from its last event, and stores the bodies as sent", async () => {
+    const m = uniqueId('m');
+    const cmd = uniqueId('cmd');
+    const now = Date.now();
+    const payment = {
+      id: uniqueId('pay'), merchant_id: m, out_trade_no: uniqueId('T'), amount: 900, currency: 'CNY' as const, amount_captured: 900,
+      amount_refunded: 0, method: 'balance' as const, channel: 'balance', scene: 'pc' as const, subject: null, account_id: 'acc',
+      status: 'succeeded' as const, failure: null, next_action: null, buyer: null, metadata: null, hold_expires_at: null,
+      created_at: new Date(now).toISOString(), updated_at: new Date(now).toISOString(), version: 1,
+    };
+    const base = { v: PROTOCOL_VERSION, merchant_id: m, cmd_id: cmd, ts_ms: now, account: null, memo: null, result_code: 0, cmd_events: 2 };
+    // As the engine makes them (engine/shards/outcome.ts): the state after the command on the last event only.
+    const authorized: EngineEvent = { ...base, id: `evt_${cmd}_0`, type: 'payment.authorized', payment: null, postings: [] };
+    const succeeded: EngineEvent = {
+      ...base, id: `evt_${cmd}_1`, type: 'payment.succeeded', payment, payment_record: { id: payment.id, status: 'succeeded', notify_url: '' },
+      postings: [
+        { kind: 'hold', ledger_account: 'wallet:acc:available', amount: -900, currency: 'CNY' },
+        { kind: 'hold', ledger_account: 'wallet:acc:held', amount: 900, currency: 'CNY' },
+        { kind: 'capture', ledger_account: 'wallet:acc:held', amount: -900, currency: 'CNY' },
+        { kind: 'capture', ledger_account: 'merchant:settlement', amount: 900, currency: 'CNY' },
+      ],
+    };
+    expect((await writeEvents(pool, [{ seq: 7, event: authorized }, { seq: 7, event: succeeded }])).inserted).toBe(2);
+    const rows = await pool.query<{ id: string; payment_id: string | null; account_id: string | null; has_payment: boolean }>(
+      `SELECT id, payment_id, account_id, body->'payment' <> 'null'::jsonb AS has_payment FROM events WHERE merchant_id = $1 ORDER BY id`, [m],
+    );
+    expect(rows.rows).toEqual([
+      { id: authorized.id, payment_id: payment.id, account_id: 'acc', has_payment: false },
+      { id: succeeded.id, payment_id: payment.id, account_id: 'acc', has_payment: true },
+    ]);
+    const paid = await pool.query<{ status: string; amount_captured: string }>('SELECT status, amount_captured FROM payments WHERE id = $1', [payment.id]);
+    expect(paid.rows.map((r) => [r.status, Number(r.amount_captured)])).toEqual([['succeeded', 900]]);
+  });
 });

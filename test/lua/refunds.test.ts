@@ -8,6 +8,7 @@ import { isBalanced } from '../../engine/ledger/postings.ts';
 import { ScriptCode } from '../../engine/redis/errors.ts';
 import type { MoneyStore } from '../../engine/redis/store.ts';
 import { outcomeOf } from '../../engine/shards/outcome.ts';
+import { withCommandState } from '../../engine/protocol/events.ts';
 import { cmds, freshStore, M, opId, redisClient } from './redis-fixture.ts';
 
 const NOW = 1_764_300_000_000;
@@ -45,13 +46,16 @@ const paid = async (id: string, amount: number) => {
 };
 
 describe('the events of an automatic capture', () => {
-  it('payment.authorized then payment.succeeded; only the last carries the payment record, with the postings', async () => {
+  it('payment.authorized then payment.succeeded; only the last carries the payment, its record and the postings', async () => {
     const cmd = { ...cmds.hold('p9', 'a1', 2500, { capture: 'automatic' }), notify_url: 'https://shop.example/n' };
     const o = outcomeOf(cmd, await store.createPayment(cmd, NOW), NOW);
-    expect(o.events.map((e) => [e.type, 'payment_record' in e, e.postings.length])).toEqual([
-      ['payment.authorized', false, 0],
-      ['payment.succeeded', true, 4],
+    expect(o.events.map((e) => [e.type, e.payment?.status ?? null, 'payment_record' in e, e.postings.length])).toEqual([
+      ['payment.authorized', null, false, 0],
+      ['payment.succeeded', 'succeeded', true, 4],
     ]);
+    // A reader that needs the state on every event: the first gets its command's.
+    const [first] = withCommandState(o.events);
+    expect(first).toMatchObject({ type: 'payment.authorized', payment: o.payment, payment_record: o.events[1]?.payment_record });
     expect(o.events[1]?.payment_record).toMatchObject({ id: 'p9', status: 'succeeded', notify_url: 'https://shop.example/n', amount_captured: 2500 });
   });
 });

@@ -139,16 +139,21 @@ describe('what an event becomes', () => {
     expect(webhookOf(event('risk.configured'))).toBeNull();
   });
 
-  it("a command's first events carry no payment record: their notify_url comes from the command's last event", async () => {
+  it("a command's first events carry no payment state: they are sent with their command's last event's", async () => {
     const { jobsOf } = await import('../../engine/webhooks/dispatcher.ts');
     const { packEventBatch } = await import('../../engine/shards/event-out.ts');
     const { encode } = await import('../../engine/protocol/codec.ts');
-    const { payment_record: _none, ...first } = event('payment.authorized');
+    // As the engine makes them (engine/shards/outcome.ts): the state after the command on its last event only.
+    const firstOf = (e: EngineEvent): EngineEvent => {
+      const { payment_record: _record, ...rest } = e;
+      return { ...rest, payment: null };
+    };
+    const first = firstOf(event('payment.authorized'));
     const last = { ...event('payment.succeeded'), id: 'evt_cmd_9_1' };
     // Another command in the same message, whose payment has no notify_url: its events stay silent.
-    const { payment_record: _none2, ...otherFirst } = { ...event('payment.authorized'), id: 'evt_cmd_8_0', cmd_id: 'cmd_8' };
+    const otherFirst = firstOf({ ...event('payment.authorized'), id: 'evt_cmd_8_0', cmd_id: 'cmd_8' });
     const otherLast = { ...event('payment.succeeded', { payment_record: { id: 'pay_2', notify_url: '' } }), id: 'evt_cmd_8_1', cmd_id: 'cmd_8' };
-    const events = [otherFirst as EngineEvent, otherLast, first as EngineEvent, last];
+    const events = [otherFirst, otherLast, first, last];
     const packed = events.map((e) => encode(e));
     const data = packEventBatch(events[0] as EngineEvent, packed, packed.reduce((n, b) => n + b.length, 0));
     const jobs = jobsOf(data, 1_700_000_000_000);
@@ -156,8 +161,9 @@ describe('what an event becomes', () => {
       ['evt_cmd_9_0', 'payment.authorized', 'https://shop.example/notify'],
       ['evt_cmd_9_1', 'payment.succeeded', 'https://shop.example/notify'],
     ]);
-    // Alone, the first event has nothing to send to.
-    expect(webhookOf(first as EngineEvent)).toBeNull();
+    expect(JSON.parse(jobs[0]?.body as string).data).toEqual(payment);
+    // Alone, the first event has nothing to send.
+    expect(webhookOf(first)).toBeNull();
   });
 
   it('a job survives its encoding; a resend gets its own message id, the event id stays', () => {
