@@ -7,6 +7,25 @@ import pg from 'pg';
 import pino, { type Logger } from 'pino';
 import type { Config } from './config.ts';
 
+/**
+ * ioredis defines `class VerbatimString extends String` (its RESP3 decoder) when it loads, and V8
+ * then keeps String.prototype in dictionary mode: every string method call (charCodeAt, slice,
+ * indexOf …) looks its method up the slow way. msgpackr writes each string under 64 characters
+ * with charCodeAt, so packing an event took 2.5–3× as long in any process that loaded ioredis
+ * (docs/BENCHMARKS.md). Looking up a missing property on a String object often enough makes V8
+ * optimise the prototype back into fast mode; test/unit/string-prototype.test.ts checks it did.
+ * Runs once, here, after ioredis was loaded (this module imports it), in every process.
+ */
+export function restoreStringPrototypeFastMode(): void {
+  const probe = new String('') as unknown as Record<string, unknown>;
+  let seen = 0;
+  for (let i = 0; i < STRING_PROTOTYPE_PROBES; i++) if (probe.peakpayAbsentProperty !== undefined) seen++;
+  if (seen !== 0) throw new Error('assertion: String.prototype has a property it must not have');
+}
+/** V8 11.3 (Node 20) needed ~1,000 lookups; 4,000 leave room and take ~50 µs, once. */
+const STRING_PROTOTYPE_PROBES = 4_000;
+restoreStringPrototypeFastMode();
+
 // int8 (bigint) columns hold money: parse them as numbers, refusing any that is not exact.
 pg.types.setTypeParser(20, (v: string) => {
   const n = Number(v);
