@@ -47,7 +47,7 @@ const PUBLISH_WINDOW = 512;
 const METRICS_PORT = 19464;
 
 type Scenario = { name: string; merchants: string[]; accountsPerMerchant: number };
-type Settle = { perSecond: number; seconds: number; eventsPerPayment: number; cpuUsPerPayment: Record<string, number> };
+type Settle = { perSecond: number; seconds: number; messagesPerPayment: number; cpuUsPerPayment: Record<string, number> };
 type Result = {
   name: string; payments: number; seconds: number; perSecond: number; roundTripsPerPayment: number; redisCommandsPerPayment: number;
   avgBatch: number; cpuUsPerPayment: Record<string, number>; settle: Settle | null;
@@ -219,7 +219,7 @@ async function settleAll(config: Config, jsm: JetStreamManager, n: Names, baseEn
   // The events of the measured part, in payments: the backlog's share of what was pending.
   const share = (startPending / before) * payments;
   return {
-    perSecond: Math.round(share / seconds), seconds, eventsPerPayment: before / payments,
+    perSecond: Math.round(share / seconds), seconds, messagesPerPayment: before / payments,
     cpuUsPerPayment: usPerPayment(cores, seconds, share),
   };
 }
@@ -242,7 +242,7 @@ try {
     if (!r) continue;
     console.log(`${r.name}: engine drain ${JSON.stringify(r.cpuUsPerPayment)}`);
     if (r.settle) {
-      console.log(`${r.name}: settlement drain ${r.settle.perSecond} payments/s (${r.settle.eventsPerPayment.toFixed(2)} events each) in ${r.settle.seconds.toFixed(2)} s, ${JSON.stringify(r.settle.cpuUsPerPayment)}`);
+      console.log(`${r.name}: settlement drain ${r.settle.perSecond} payments/s (${r.settle.messagesPerPayment.toFixed(2)} event messages a payment) in ${r.settle.seconds.toFixed(2)} s, ${JSON.stringify(r.settle.cpuUsPerPayment)}`);
     }
   }
   if (hot && uniform) console.log(`hot / uniform = ${(hot.perSecond / uniform.perSecond).toFixed(2)} (target ≥ 0.5)`);
