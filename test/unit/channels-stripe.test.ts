@@ -12,6 +12,7 @@ import {
   billLineOf,
   channelErrorCodeOf,
   dayRangeS,
+  FORM_DEPTH_MAX,
   formDecode,
   formEncode,
   fromStripeAmount,
@@ -215,14 +216,25 @@ describe('stripe checkout session request', () => {
   it('form-encodes with brackets and decodes back (property)', () => {
     const leaf = fc.oneof(fc.string({ maxLength: 12 }), fc.integer().map(String));
     const key = fc.stringMatching(/^[a-z_]{1,8}$/);
+    // Each level of nesting is one more [segment] after the top-level key: at most FORM_DEPTH_MAX in
+    // all, which formDecode enforces (a deeper form is refused: the test below).
     const value = fc.letrec<{ v: FormValue }>((tie) => ({
-      v: fc.oneof({ depthSize: 'small', withCrossShrink: true }, leaf, fc.array(tie('v'), { minLength: 1, maxLength: 3 }), fc.dictionary(key, tie('v'), { minKeys: 1, maxKeys: 3 })),
+      v: fc.oneof(
+        { depthSize: 'small', maxDepth: FORM_DEPTH_MAX - 1, withCrossShrink: true },
+        leaf, fc.array(tie('v'), { minLength: 1, maxLength: 3 }), fc.dictionary(key, tie('v'), { minKeys: 1, maxKeys: 3 }),
+      ),
     })).v;
     fc.assert(
       fc.property(fc.dictionary(key, value, { minKeys: 1, maxKeys: 4 }), (obj) => {
         expect(formDecode(formEncode(obj))).toEqual(obj);
       }),
     );
+  });
+
+  it('refuses a form nested deeper than FORM_DEPTH_MAX', () => {
+    const key = (depth: number) => `a${'[b]'.repeat(depth - 1)}`;
+    expect(formDecode(`${key(FORM_DEPTH_MAX)}=1`)).toBeTruthy();
+    expect(() => formDecode(`${key(FORM_DEPTH_MAX + 1)}=1`)).toThrow(/too deep/);
   });
 
   it('refuses prototype keys when decoding', () => {
