@@ -25,10 +25,11 @@ import { writeEvents, type StoredEvent } from './writer.ts';
 export const WRITE_LINGER_MS = 20;
 const BACKOFF_MS_MAX = 5_000;
 /**
- * A transaction holds at most this many events, however few messages carry them (the engine
- * coalesces up to 256 events in one message; a message is never split). A backlog of 500 full messages made one
- * transaction of ~100,000 events: Postgres then spent a quarter of its time copying memory, and a
- * payment cost 589 µs of settlement and Postgres CPU instead of ~370 (npm run bench:engine, drain).
+ * A transaction holds at most this many events, however few messages carry them: the engine
+ * coalesces up to 256 events in one message, and a message is never split. A backlog of 500 full
+ * messages made one transaction of ~100,000 events: Postgres then spent a quarter of its time
+ * copying memory, and a payment cost 589 µs of settlement and Postgres CPU instead of ~370
+ * (npm run bench:engine, drain).
  */
 export const WRITE_EVENTS_MAX = 1_000;
 
@@ -63,12 +64,12 @@ export async function startSettlement(config: Config, opts: { pool?: pg.Pool; lo
   let buffer: Received[] = [];
   let bufferedEvents = 0;
 
-  // One write at a time: from the loop (batch full, or nothing more pending) or from the idle timer.
+  // One write at a time: from the loop (batch full) or from the linger timer.
   let writing: Promise<void> = Promise.resolve();
-  let idleTimer: NodeJS.Timeout | null = null;
+  let lingerTimer: NodeJS.Timeout | null = null;
   const flushSerial = (): Promise<void> => {
-    if (idleTimer) clearTimeout(idleTimer);
-    idleTimer = null;
+    if (lingerTimer) clearTimeout(lingerTimer);
+    lingerTimer = null;
     const next = writing.then(flush);
     writing = next.catch(() => undefined);
     return next;
@@ -129,8 +130,8 @@ export async function startSettlement(config: Config, opts: { pool?: pg.Pool; lo
           bufferedEvents += r.events.length;
           // Write when a batch is full, else WRITE_LINGER_MS after the first message of the batch.
           if (buffer.length >= batchMax || bufferedEvents >= WRITE_EVENTS_MAX) await flushSerial();
-          else if (!idleTimer) {
-            idleTimer = setTimeout(() => {
+          else if (!lingerTimer) {
+            lingerTimer = setTimeout(() => {
               flushSerial().catch((err: unknown) => log.error({ err }, 'settlement batch failed (linger flush); nak and retry'));
             }, WRITE_LINGER_MS);
           }
@@ -138,7 +139,7 @@ export async function startSettlement(config: Config, opts: { pool?: pg.Pool; lo
         }
       } catch (err) {
         log.error({ err }, 'settlement batch failed; nak and retry');
-        if (idleTimer) clearTimeout(idleTimer);
+        if (lingerTimer) clearTimeout(lingerTimer);
         for (const r of buffer) r.m.nak();
         buffer = [];
         bufferedEvents = 0;
@@ -158,7 +159,7 @@ export async function startSettlement(config: Config, opts: { pool?: pg.Pool; lo
       metricsServer?.close();
       backlogSampler.stop();
       stopped = true;
-      if (idleTimer) clearTimeout(idleTimer);
+      if (lingerTimer) clearTimeout(lingerTimer);
       await messages?.close().catch(() => undefined);
       await running;
       await writing;
