@@ -14,6 +14,13 @@ import { encodeJob, jobMsgId, webhookOf, type WebhookJob } from './payload.ts';
 
 /** Event messages read per pull and handled together (their jobs published at once). */
 export const DISPATCH_BATCH_MAX = 256;
+/**
+ * A batch that is not full is handled this long after its first message. (It used to be handled
+ * when `getPending()` said nothing more was buffered; that count includes nats.js's own queued
+ * callbacks, so it could stay above 1 and leave a batch, and its webhooks, waiting for the next
+ * message or the 30 s ack wait. The settlement consumer had that stall measured; it uses the same linger.)
+ */
+export const DISPATCH_LINGER_MS = 20;
 const BACKOFF_MS_MIN = 100;
 const BACKOFF_MS_MAX = 5_000;
 
@@ -34,6 +41,16 @@ export function startDispatcher(js: JetStreamClient, n: Names, log: Logger) {
   let stopped = false;
   let messages: ConsumerMessages | null = null;
   let buffer: JsMsg[] = [];
+  // One batch at a time: from the loop (batch full) or from the linger timer.
+  let handling: Promise<void> = Promise.resolve();
+  let lingerTimer: NodeJS.Timeout | null = null;
+  const flushSerial = (): Promise<void> => {
+    if (lingerTimer) clearTimeout(lingerTimer);
+    lingerTimer = null;
+    const next = handling.then(flush);
+    handling = next.catch(() => undefined);
+    return next;
+  };
 
   async function flush(): Promise<void> {
     const msgs = buffer;
@@ -71,12 +88,19 @@ export function startDispatcher(js: JetStreamClient, n: Names, log: Logger) {
         messages = await consumer.consume({ max_messages: DISPATCH_BATCH_MAX * 2 });
         for await (const m of messages) {
           buffer.push(m);
-          if (buffer.length >= DISPATCH_BATCH_MAX || messages.getPending() <= 1) await flush();
+          if (buffer.length >= DISPATCH_BATCH_MAX) await flushSerial();
+          else if (!lingerTimer) {
+            lingerTimer = setTimeout(() => {
+              flushSerial().catch((err: unknown) => log.error({ err }, 'webhook dispatch failed (linger flush); nak and retry'));
+            }, DISPATCH_LINGER_MS);
+          }
           backoffMs = BACKOFF_MS_MIN;
         }
       } catch (err) {
         if (stopped) break;
         log.error({ err }, 'webhook dispatch failed; nak and retry');
+        if (lingerTimer) clearTimeout(lingerTimer);
+        lingerTimer = null;
         for (const m of buffer) m.nak();
         buffer = [];
         await messages?.close().catch(() => undefined);
@@ -90,8 +114,11 @@ export function startDispatcher(js: JetStreamClient, n: Names, log: Logger) {
   return {
     async stop(): Promise<void> {
       stopped = true;
+      if (lingerTimer) clearTimeout(lingerTimer);
+      lingerTimer = null;
       await messages?.close().catch(() => undefined);
       await running;
+      await handling;
       for (const m of buffer) m.nak();
       buffer = [];
     },
