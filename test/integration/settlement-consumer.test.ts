@@ -80,4 +80,33 @@ describe('settlement consumer', () => {
       await settlement.stop();
     }
   });
+
+  it('terminates an undecodable message, counts it, and writes the messages around it', async () => {
+    const n = names(config.namespace, config.shardCount);
+    await ensureStreams(await jetstreamManager(nc), n);
+    const js = jetstream(nc);
+    const m = uniqueId('m');
+    const message = (events: EngineEvent[]) => {
+      const packed = events.map((e) => encode(e));
+      return packEventBatch(events[0] as EngineEvent, packed, packed.reduce((s, b) => s + b.length, 0));
+    };
+    await js.publish(n.evtSubjectShard(0), message([credit(m, `${m}_a`, 5)]));
+    await js.publish(n.evtSubjectShard(0), new TextEncoder().encode('not msgpack at all'));
+    await js.publish(n.evtSubjectShard(0), encode({ v: PROTOCOL_VERSION, cmd_id: 'x', merchant_id: m, events: [{ id: 'no-shape' }] }));
+    await js.publish(n.evtSubjectShard(0), message([credit(m, `${m}_b`, 7)]));
+    const settlement = await startSettlement(config, { pool });
+    try {
+      const balance = async () =>
+        Number((await pool.query<{ b: string }>(`SELECT coalesce(sum(amount), 0) AS b FROM postings WHERE merchant_id = $1 AND ledger_account = 'wallet:acc:available'`, [m])).rows[0]?.b);
+      for (let i = 0; i < 200 && (await balance()) < 12; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(await balance()).toBe(12);
+      const terminated = (await settlement.registry.getSingleMetric('peakpay_settlement_messages_terminated_total')?.get())?.values[0]?.value;
+      expect(terminated).toBe(2);
+      // Nothing of the bad messages reached the ledger: only the two credits' events.
+      const events = await pool.query<{ c: string }>('SELECT count(*) AS c FROM events WHERE merchant_id = $1', [m]);
+      expect(Number(events.rows[0]?.c)).toBe(2);
+    } finally {
+      await settlement.stop();
+    }
+  });
 });
