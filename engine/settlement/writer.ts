@@ -55,13 +55,16 @@ export async function writeEvents(pool: pg.Pool, delivered: readonly StoredEvent
       })),
     );
     if (postings.length > 0) {
+      // Typed arrays, not one JSON document: postings are small rows with no JSON in them.
       await client.query({
         name: 'settle-postings',
         text: `INSERT INTO postings (event_id, merchant_id, ledger_account, currency, amount, kind, memo, created_at)
-         SELECT event_id, merchant_id, ledger_account, currency, amount, kind, memo, created_at
-         FROM jsonb_to_recordset($1::jsonb) AS x(event_id text, merchant_id text, ledger_account text, currency text,
-              amount bigint, kind text, memo text, created_at timestamptz)`,
-        values: [JSON.stringify(postings)],
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::timestamptz[])`,
+        values: [
+          postings.map((p) => p.event_id), postings.map((p) => p.merchant_id), postings.map((p) => p.ledger_account),
+          postings.map((p) => p.currency), postings.map((p) => p.amount), postings.map((p) => p.kind), postings.map((p) => p.memo),
+          postings.map((p) => p.created_at),
+        ],
       });
     }
 
