@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
 import { connectNats, logger, pgPool } from '../infra.ts';
 import { BACKLOG_SAMPLE_EVERY_MS, sampleEvery, serveMetrics, settlementLagSeconds, settlementMetrics } from '../metrics.ts';
+import { lingeringFlush } from '../lingering-flush.ts';
 import { decodeEventBatch } from '../protocol/codec.ts';
 import type { EngineEvent } from '../protocol/events.ts';
 import { names } from '../protocol/subjects.ts';
@@ -64,16 +65,8 @@ export async function startSettlement(config: Config, opts: { pool?: pg.Pool; lo
   let buffer: Received[] = [];
   let bufferedEvents = 0;
 
-  // One write at a time: from the loop (batch full) or from the linger timer.
-  let writing: Promise<void> = Promise.resolve();
-  let lingerTimer: NodeJS.Timeout | null = null;
-  const flushSerial = (): Promise<void> => {
-    if (lingerTimer) clearTimeout(lingerTimer);
-    lingerTimer = null;
-    const next = writing.then(flush);
-    writing = next.catch(() => undefined);
-    return next;
-  };
+  // One write at a time: from the loop (batch full) or WRITE_LINGER_MS after a batch's first message.
+  const flusher = lingeringFlush(flush, WRITE_LINGER_MS, (err) => log.error({ err }, 'settlement batch failed (linger flush); nak and retry'));
 
   async function flush(): Promise<void> {
     const received = buffer;
@@ -125,21 +118,17 @@ export async function startSettlement(config: Config, opts: { pool?: pg.Pool; lo
           const r = decode(m);
           if (r === null) continue;
           // A write holds at most WRITE_EVENTS_MAX events (or one message, if that has more).
-          if (buffer.length > 0 && bufferedEvents + r.events.length > WRITE_EVENTS_MAX) await flushSerial();
+          if (buffer.length > 0 && bufferedEvents + r.events.length > WRITE_EVENTS_MAX) await flusher.now();
           buffer.push(r);
           bufferedEvents += r.events.length;
           // Write when a batch is full, else WRITE_LINGER_MS after the first message of the batch.
-          if (buffer.length >= batchMax || bufferedEvents >= WRITE_EVENTS_MAX) await flushSerial();
-          else if (!lingerTimer) {
-            lingerTimer = setTimeout(() => {
-              flushSerial().catch((err: unknown) => log.error({ err }, 'settlement batch failed (linger flush); nak and retry'));
-            }, WRITE_LINGER_MS);
-          }
+          if (buffer.length >= batchMax || bufferedEvents >= WRITE_EVENTS_MAX) await flusher.now();
+          else flusher.arm();
           backoffMs = 100;
         }
       } catch (err) {
         log.error({ err }, 'settlement batch failed; nak and retry');
-        if (lingerTimer) clearTimeout(lingerTimer);
+        flusher.cancel();
         for (const r of buffer) r.m.nak();
         buffer = [];
         bufferedEvents = 0;
@@ -159,10 +148,10 @@ export async function startSettlement(config: Config, opts: { pool?: pg.Pool; lo
       metricsServer?.close();
       backlogSampler.stop();
       stopped = true;
-      if (lingerTimer) clearTimeout(lingerTimer);
+      flusher.cancel();
       await messages?.close().catch(() => undefined);
       await running;
-      await writing;
+      await flusher.settled();
       for (const r of buffer) r.m.nak();
       await nc.drain().catch(() => undefined);
       if (ownsPool) await pool.end();

@@ -10,6 +10,7 @@ import { decodeEventBatch } from '../protocol/codec.ts';
 import { PROTOCOL_VERSION } from '../protocol/commands.ts';
 import type { Names } from '../protocol/subjects.ts';
 import { withCommandState } from '../protocol/events.ts';
+import { lingeringFlush } from '../lingering-flush.ts';
 import { encodeJob, jobMsgId, webhookOf, type WebhookJob } from './payload.ts';
 
 /** Event messages read per pull and handled together (their jobs published at once). */
@@ -41,16 +42,8 @@ export function startDispatcher(js: JetStreamClient, n: Names, log: Logger) {
   let stopped = false;
   let messages: ConsumerMessages | null = null;
   let buffer: JsMsg[] = [];
-  // One batch at a time: from the loop (batch full) or from the linger timer.
-  let handling: Promise<void> = Promise.resolve();
-  let lingerTimer: NodeJS.Timeout | null = null;
-  const flushSerial = (): Promise<void> => {
-    if (lingerTimer) clearTimeout(lingerTimer);
-    lingerTimer = null;
-    const next = handling.then(flush);
-    handling = next.catch(() => undefined);
-    return next;
-  };
+  // One batch at a time: from the loop (batch full) or DISPATCH_LINGER_MS after a batch's first message.
+  const flusher = lingeringFlush(flush, DISPATCH_LINGER_MS, (err) => log.error({ err }, 'webhook dispatch failed (linger flush); nak and retry'));
 
   async function flush(): Promise<void> {
     const msgs = buffer;
@@ -88,19 +81,14 @@ export function startDispatcher(js: JetStreamClient, n: Names, log: Logger) {
         messages = await consumer.consume({ max_messages: DISPATCH_BATCH_MAX * 2 });
         for await (const m of messages) {
           buffer.push(m);
-          if (buffer.length >= DISPATCH_BATCH_MAX) await flushSerial();
-          else if (!lingerTimer) {
-            lingerTimer = setTimeout(() => {
-              flushSerial().catch((err: unknown) => log.error({ err }, 'webhook dispatch failed (linger flush); nak and retry'));
-            }, DISPATCH_LINGER_MS);
-          }
+          if (buffer.length >= DISPATCH_BATCH_MAX) await flusher.now();
+          else flusher.arm();
           backoffMs = BACKOFF_MS_MIN;
         }
       } catch (err) {
         if (stopped) break;
         log.error({ err }, 'webhook dispatch failed; nak and retry');
-        if (lingerTimer) clearTimeout(lingerTimer);
-        lingerTimer = null;
+        flusher.cancel();
         for (const m of buffer) m.nak();
         buffer = [];
         await messages?.close().catch(() => undefined);
@@ -114,11 +102,10 @@ export function startDispatcher(js: JetStreamClient, n: Names, log: Logger) {
   return {
     async stop(): Promise<void> {
       stopped = true;
-      if (lingerTimer) clearTimeout(lingerTimer);
-      lingerTimer = null;
+      flusher.cancel();
       await messages?.close().catch(() => undefined);
       await running;
-      await handling;
+      await flusher.settled();
       for (const m of buffer) m.nak();
       buffer = [];
     },
