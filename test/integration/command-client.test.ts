@@ -139,11 +139,7 @@ describe('CommandClient', () => {
   });
 
   it('answers 202 at the PubAck while the engine lags on the shard, watches one probe, and waits again once it has caught up', async () => {
-    await ensureStreams(jsm, n);
-    const delay = { ms: 800 };
-    const engine = slowEngine(delay);
-    const client = new CommandClient(nc, null, n, { backlogLagMs: 300 });
-    client.start();
+    const { delay, engine, client } = await lagging(800, 300);
     const before = (await jsm.streams.info(n.cmdStream)).state.messages;
     // Nothing seen yet: the first waits for its (slow) decision.
     expect(kindOf(await client.send(command('m_cc_lag'), 5_000))).toBe('reply');
@@ -164,11 +160,7 @@ describe('CommandClient', () => {
   });
 
   it('a deadline passed without a decision counts as lag; a sight of lag goes stale after a quiet spell', async () => {
-    await ensureStreams(jsm, n);
-    const delay = { ms: 1_000 };
-    const engine = slowEngine(delay);
-    const client = new CommandClient(nc, null, n, { backlogLagMs: 150 });
-    client.start();
+    const { delay, engine, client } = await lagging(1_000, 150);
     // No decision within 300 ms of the PubAck: the engine lags at least that much.
     expect(kindOf(await client.send(command('m_cc_stale'), 300))).toBe('timeout');
     expect(kindOf(await client.send(command('m_cc_stale'), 5_000))).toBe('timeout-backlog'); // the probe
@@ -205,6 +197,16 @@ describe('CommandClient', () => {
 
 /** The result's kind, telling an early (backlog) "processing" from one at the deadline. */
 const kindOf = (r: SendResult) => (r.kind === 'timeout' ? `timeout${r.backlog ? '-backlog' : ''}` : r.kind);
+
+/** A slow stand-in engine (its delay changeable while it runs) and a started client with this backlog setting. */
+async function lagging(delayMs: number, backlogLagMs: number) {
+  await ensureStreams(jsm, n);
+  const delay = { ms: delayMs };
+  const engine = slowEngine(delay);
+  const client = new CommandClient(nc, null, n, { backlogLagMs });
+  client.start();
+  return { delay, engine, client };
+}
 
 /** A stand-in engine that answers each command after `delay.ms` (changeable while it runs). */
 function slowEngine(delay: { ms: number }): { stop: () => void } {
