@@ -430,6 +430,9 @@ async function ensureInstalled(services: ServiceName[], log: Log): Promise<void>
 // ---------------------------------------------------------------------------------------------
 // NATS.
 
+/** The Go scheduler's processors for nats-server on this stack (see natsUp). */
+const NATS_GOMAXPROCS_DEFAULT = '1';
+
 /** Start nats-server unless one answers already. Returns whether this call started it. */
 async function natsUp(state: Probe, log: Log): Promise<boolean> {
   if (state === 'up') {
@@ -448,7 +451,11 @@ async function natsUp(state: Probe, log: Log): Promise<boolean> {
   const args = ['-a', host, '-p', String(natsPort), '-m', String(natsMonitorPort), '-js', '-sd', path.join(natsDir, 'js')];
   args.push('-P', natsPidFile, '-l', natsLogFile);
   log(`nats: starting on ${host}:${natsPort} (monitoring ${natsMonitorPort}), data ${path.relative(rootDir, natsDir)}`);
-  const child = spawn(located('nats'), args, { cwd: rootDir, detached: true, stdio: 'ignore' });
+  // One P for the Go scheduler: with two, nats-server's goroutine hand-offs (read loop → stream →
+  // consumer → write) wake threads across both cores at ~4 context switches a payment, which on
+  // these VMs cost more than the work (docs/BENCHMARKS.md, session 12). Set GOMAXPROCS to override.
+  const env = { ...process.env, GOMAXPROCS: process.env.GOMAXPROCS ?? NATS_GOMAXPROCS_DEFAULT };
+  const child = spawn(located('nats'), args, { cwd: rootDir, detached: true, stdio: 'ignore', env });
   let exit: string | undefined;
   child.on('error', (err) => (exit = `could not run nats-server: ${err.message}`));
   child.on('exit', (code, sig) => (exit = `nats-server exited (${sig ?? `code ${code}`}); ${natsLogFile}:\n${tail(natsLogFile)}`));
