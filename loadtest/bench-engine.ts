@@ -162,7 +162,7 @@ async function run(s: Scenario, baseEnv: NodeJS.ProcessEnv): Promise<Result> {
   const redisCommands = (await redisCommandCount(redis)) - redisBefore;
   await engine.stop();
   const settle = values['skip-settle'] ? null : await settleAll(config, jsm, n, baseEnv, PAYMENTS);
-  for (const st of [n.cmdStream, n.evtStream]) await jsm.streams.delete(st).catch(() => undefined);
+  for (const st of n.allStreams) await jsm.streams.delete(st).catch(() => undefined);
   await nc.close();
   redis.disconnect();
   return {

@@ -30,7 +30,7 @@ export async function dropStreams(config: Config): Promise<void> {
   const nc = await connectNats(config, 'test-cleanup');
   const jsm = await jetstreamManager(nc);
   const n = names(config.namespace, config.shardCount);
-  for (const s of [n.cmdStream, n.evtStream]) await jsm.streams.delete(s).catch(() => undefined);
+  for (const s of n.allStreams) await jsm.streams.delete(s).catch(() => undefined);
   await nc.close();
 }
 

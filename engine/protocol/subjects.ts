@@ -25,10 +25,15 @@ export type Names = ReturnType<typeof names>;
 
 export function names(namespace: string, shardCount: number) {
   const NS = namespace.toUpperCase();
+  const leaseBucket = `${namespace}_shard_leases`;
+  const cmdStream = `${NS}_CMD`;
+  const evtStream = `${NS}_EVT`;
+  const webhookStream = `${NS}_WEBHOOKS`;
+  const webhookParkedStream = `${NS}_WEBHOOKS_PARKED`;
   return {
     shardCount,
-    cmdStream: `${NS}_CMD`,
-    evtStream: `${NS}_EVT`,
+    cmdStream,
+    evtStream,
     cmdSubjectAll: `${namespace}.cmd.>`,
     evtSubjectAll: `${namespace}.evt.>`,
     cmdSubject: (merchantId: string) => `${namespace}.cmd.${shardOf(merchantId, shardCount)}`,
@@ -36,16 +41,22 @@ export function names(namespace: string, shardCount: number) {
     cmdShardFilter: (shard: number) => `${namespace}.cmd.${shard}`,
     shardConsumer: (shard: number) => `${namespace}-engine-s${shard}`,
     settlementConsumer: `${namespace}-settlement`,
-    leaseBucket: `${namespace}_shard_leases`,
+    leaseBucket,
     // Merchant webhooks (engine/webhooks): delivery jobs, and the deliveries parked after the last attempt.
-    webhookStream: `${NS}_WEBHOOKS`,
+    webhookStream,
     webhookJobSubject: `${namespace}.webhooks.job`,
-    webhookParkedStream: `${NS}_WEBHOOKS_PARKED`,
+    webhookParkedStream,
     webhookParkedSubjectAll: `${namespace}.webhooks.parked.>`,
     webhookParkedSubject: (eventId: string) => `${namespace}.webhooks.parked.${eventId}`,
     webhookDispatchConsumer: `${namespace}-webhooks-dispatch`,
     webhookDeliverConsumer: `${namespace}-webhooks-deliver`,
     replyPrefix: `${namespace}.reply`,
     redisPrefix: namespace,
+    /**
+     * Every JetStream stream the namespace's processes create (the lease bucket is stream
+     * KV_<bucket>): what removing a namespace (tests, benchmarks) deletes. Left behind, they pile
+     * up in a long-lived server and slow every publish (docs/BENCHMARKS.md, session 12).
+     */
+    allStreams: [cmdStream, evtStream, webhookStream, webhookParkedStream, `KV_${leaseBucket}`] as readonly string[],
   };
 }

@@ -91,8 +91,7 @@ export async function startPeakpay(baseEnv: NodeJS.ProcessEnv, opts: { databaseU
     const t0 = Date.now();
     await Promise.all(procs.map((p) => p.stop()));
     const stoppedMs = Date.now() - t0;
-    const streams = [n.cmdStream, n.evtStream, n.webhookStream, n.webhookParkedStream];
-    for (const s of streams) await jsm.streams.delete(s).catch(() => undefined);
+    for (const s of n.allStreams) await jsm.streams.delete(s).catch(() => undefined);
     await deleteNamespaceKeys(redis, config.namespace);
     process.stderr.write(`[bench] peakpay processes stopped in ${stoppedMs} ms, cleaned up in ${Date.now() - t0 - stoppedMs} ms\n`);
     await nc.close();
