@@ -32,7 +32,8 @@ export function killChildren(): void {
 export function spawnTs(name: string, entry: string, env: NodeJS.ProcessEnv, opts: { cpuProfDir?: string; quiet?: boolean } = {}): Proc {
   const prof = opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${join(opts.cpuProfDir, name)}`] : [];
   if (opts.cpuProfDir) mkdirSync(join(opts.cpuProfDir, name), { recursive: true });
-  const child = spawn(process.execPath, [...prof, '--import', 'tsx', join(PROJECT_ROOT, entry)], {
+  const extra = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
+  const child = spawn(process.execPath, [...extra, ...prof, '--import', 'tsx', join(PROJECT_ROOT, entry)], {
     env, stdio: ['ignore', 'pipe', opts.quiet ? 'ignore' : 'inherit'], cwd: PROJECT_ROOT,
   });
   if (child.pid === undefined) throw new ProcError(`${name}: could not start ${entry}`);
