@@ -81,6 +81,8 @@ export async function startPeakpay(baseEnv: NodeJS.ProcessEnv, opts: { databaseU
   const procs = [
     spawnTs('engine', 'engine/main.ts', { ...env, PEAKPAY_METRICS_PORT: String(await freePort()) }, prof),
     spawnTs('settlement', 'engine/settlement/main.ts', { ...env, PEAKPAY_METRICS_PORT: String(await freePort()) }, prof),
+    // As `npm start` runs it: the dispatcher reads every event (to find those with a notify_url).
+    spawnTs('webhooks', 'engine/webhooks/main.ts', { ...env, PEAKPAY_METRICS_PORT: String(await freePort()) }, prof),
     spawnTs('ingress', 'ingress/main.ts', env, prof),
   ];
   for (const p of procs) p.child.stdout?.on('data', (c: Buffer) => process.stderr.write(c));
