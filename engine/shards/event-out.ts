@@ -16,6 +16,8 @@ import { pubAckOf } from '../client/puback.ts';
 import { encode } from '../protocol/codec.ts';
 import { PROTOCOL_VERSION } from '../protocol/commands.ts';
 import { EVENTS_PER_COMMAND_MAX, EVENTS_PER_MESSAGE_MAX, eventBatchMsgId, type EngineEvent } from '../protocol/events.ts';
+import { NO_WEBHOOKS_HEADER } from '../protocol/headers.ts';
+import { mayNotify } from '../webhooks/payload.ts';
 
 /** A message without its PubAck after this long fails the batches in it (the shard restarts and naks). */
 export const EVENT_PUBACK_WAIT_MS = 10_000;
@@ -29,7 +31,7 @@ export class EventPublishError extends Error {
 export const isEventPublishError = (err: unknown): err is EventPublishError => err instanceof EventPublishError;
 
 /** The events of one command. */
-type Pending = { packed: Uint8Array[]; bytes: number; first: EngineEvent; cmdId: string; resolve: () => void; reject: (err: Error) => void };
+type Pending = { packed: Uint8Array[]; bytes: number; first: EngineEvent; cmdId: string; notify: boolean; resolve: () => void; reject: (err: Error) => void };
 
 /** A message stays under this (nats-server's max_payload is 1 MiB); one command's events always fit one message. */
 export const EVENT_MESSAGE_BYTES_MAX = 512 * 1024;
@@ -111,7 +113,7 @@ export class EventPublisher {
     if (events.length > EVENTS_PER_COMMAND_MAX) throw new Error(`assertion: ${events.length} events of one command`);
     return new Promise<void>((resolve, reject) => {
       const packed = events.map((e) => encode(e));
-      this.queued.push({ packed, bytes: packed.reduce((n, b) => n + b.length, 0), first: events[0] as EngineEvent, cmdId, resolve, reject });
+      this.queued.push({ packed, bytes: packed.reduce((n, b) => n + b.length, 0), first: events[0] as EngineEvent, cmdId, notify: mayNotify(events), resolve, reject });
       if (this.inFlight === null && !this.scheduled) {
         this.scheduled = true;
         setImmediate(() => {
@@ -142,6 +144,7 @@ export class EventPublisher {
     const token = String(++this.counter);
     const h = headers();
     h.set('Nats-Msg-Id', eventMessageId(cmdIds));
+    if (!parts.some((p) => p.notify)) h.set(NO_WEBHOOKS_HEADER, '1');
     const timer = setTimeout(() => this.fail(token, new EventPublishError(`no PubAck for events within ${EVENT_PUBACK_WAIT_MS} ms`)), EVENT_PUBACK_WAIT_MS);
     this.inFlight = { token, parts, timer };
     try {

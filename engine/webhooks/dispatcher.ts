@@ -7,6 +7,7 @@
 import type { ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
 import { decodeEventBatch } from '../protocol/codec.ts';
+import { NO_WEBHOOKS_HEADER } from '../protocol/headers.ts';
 import { PROTOCOL_VERSION } from '../protocol/commands.ts';
 import type { Names } from '../protocol/subjects.ts';
 import { withCommandState } from '../protocol/events.ts';
@@ -52,6 +53,11 @@ export function startDispatcher(js: JetStreamClient, n: Names, log: Logger) {
     const publishes: Promise<unknown>[] = [];
     const done: JsMsg[] = [];
     for (const m of msgs) {
+      // The engine found nothing in it that can notify (mayNotify): most payments have no notify_url.
+      if (m.headers?.get(NO_WEBHOOKS_HEADER) === '1') {
+        done.push(m);
+        continue;
+      }
       let jobs: WebhookJob[];
       try {
         jobs = jobsOf(m.data, now);

@@ -57,6 +57,16 @@ export type ParkedDelivery = z.infer<typeof parkedDeliverySchema>;
 export const jobMsgId = (job: Pick<WebhookJob, 'id' | 'resends'>) => (job.resends === 0 ? `whk_${job.id}` : `whk_${job.id}_r${job.resends}`);
 
 /**
+ * False only when no event of `events` can become a webhook, so that their message may skip the
+ * dispatcher's decoding: no webhook type among them, or no notify_url in any payment record among
+ * them. withCommandState only hands a record from one event of the message to another, so a
+ * notify_url that webhookOf() would see after it is on one of these events already.
+ */
+export function mayNotify(events: readonly EngineEvent[]): boolean {
+  return events.some((e) => webhookTypes.has(e.type)) && events.some((e) => typeof e.payment_record?.notify_url === 'string' && e.payment_record.notify_url !== '');
+}
+
+/**
  * The webhook of an event, or null when there is none to send: not a payment or refund transition,
  * or the payment has no notify_url (it is kept in the payment record, not in the public view).
  * The event must carry its command's state (withCommandState: only a command's last event has it).

@@ -12,6 +12,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectNats } from '../../engine/infra.ts';
+import { NO_WEBHOOKS_HEADER } from '../../engine/protocol/headers.ts';
 import { postWebhook, webhookAgents } from '../../engine/webhooks/http.ts';
 import { startWebhooks, WEBHOOK_EVENT_TYPES } from '../../engine/webhooks/index.ts';
 import { creditAccount, webhooksParked, webhooksResend } from '../../scripts/ops.ts';
@@ -171,6 +172,29 @@ describe('webhooks', () => {
     expect(byType.get('refund.succeeded')?.data).toEqual(refund);
     // The webhook dispatcher reads the event stream beside the settlement consumer: Postgres may lag.
     await waitFor('three events settled', async () => ((await expectedEvents([created.id])).size === 3 ? true : null));
+  });
+
+  it('marks event messages with nothing to notify; the dispatcher acknowledges them without reading, and still sends the rest', async () => {
+    const silent = await pay(undefined);
+    const url = receiver.url('marked', () => 200);
+    const loud = await pay(url);
+    await waitFor('both events of the payment with a notify_url delivered', async () => receiver.delivered('marked').size === 2);
+    // Each payment's events are one message (sequential requests: the engine replies once they are stored).
+    const seqOf = (paymentId: string) => waitFor(`the events of ${paymentId} settled`, async () => {
+      const r = await h.pool.query<{ seq: string }>('SELECT DISTINCT stream_seq AS seq FROM events WHERE payment_id = $1', [paymentId]);
+      return r.rows.length === 1 ? Number(r.rows[0]?.seq) : null;
+    });
+    const jsm = await jetstreamManager(nc);
+    const silentMsg = await jsm.streams.getMessage(h.names.evtStream, { seq: await seqOf(silent.id) });
+    const loudMsg = await jsm.streams.getMessage(h.names.evtStream, { seq: await seqOf(loud.id) });
+    expect(silentMsg?.header.get(NO_WEBHOOKS_HEADER)).toBe('1');
+    expect(loudMsg?.header.get(NO_WEBHOOKS_HEADER)).toBe('');
+    expect(receiver.of('marked').map((d) => d.type).sort()).toEqual(['payment.authorized', 'payment.succeeded']);
+    // Nothing of either message is left unacknowledged by the dispatcher.
+    await waitFor('the dispatcher caught up', async () => {
+      const info = await jsm.consumers.info(h.names.evtStream, h.names.webhookDispatchConsumer);
+      return info.num_pending === 0 && info.num_ack_pending === 0;
+    });
   });
 
   it('a receiver failing the first 3 times gets each event on the 4th attempt, same id and body', async () => {

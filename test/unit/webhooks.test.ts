@@ -7,7 +7,10 @@ import { PROTOCOL_VERSION } from '../../engine/protocol/commands.ts';
 import type { EngineEvent } from '../../engine/protocol/events.ts';
 import type { Payment } from '../../engine/protocol/payment.ts';
 import { isPrivateAddress, postWebhook, webhookAgents } from '../../engine/webhooks/http.ts';
-import { decodeJob, encodeJob, jobMsgId, webhookOf, type WebhookJob } from '../../engine/webhooks/payload.ts';
+import { decodeJob, encodeJob, jobMsgId, mayNotify, webhookOf, type WebhookJob } from '../../engine/webhooks/payload.ts';
+import { jobsOf } from '../../engine/webhooks/dispatcher.ts';
+import { packEventBatch } from '../../engine/shards/event-out.ts';
+import { encode } from '../../engine/protocol/codec.ts';
 import {
   attemptsOf, nextRetryDelayMs, parseSchedule, WEBHOOK_RETRY_SCHEDULE_MS, WEBHOOK_RETRY_WINDOW_MS,
 } from '../../engine/webhooks/schedule.ts';
@@ -164,6 +167,38 @@ describe('what an event becomes', () => {
     expect(JSON.parse(jobs[0]?.body as string).data).toEqual(payment);
     // Alone, the first event has nothing to send.
     expect(webhookOf(first)).toBeNull();
+  });
+
+  it('mayNotify says no only of messages the dispatcher would find nothing to send in', () => {
+    const pack = (events: EngineEvent[]) => {
+      const packed = events.map((e) => encode(e));
+      return packEventBatch(events[0] as EngineEvent, packed, packed.reduce((n, b) => n + b.length, 0));
+    };
+    const types: EngineEvent['type'][] = ['payment.authorized', 'payment.succeeded', 'payment.failed', 'refund.succeeded', 'account.credited', 'risk.configured'];
+    const refund = { id: 're_1', payment_id: 'pay_1', amount: 500, currency: 'CNY' as const, status: 'succeeded' as const, reason: null, created_at: '2025-01-02T00:00:00.000Z' };
+    // Messages as the engine makes them: one to three commands, each with one to three events; only
+    // a command's last event carries the state (payment, record), and the record may have a URL.
+    const command = fc.record({
+      types: fc.array(fc.constantFrom(...types), { minLength: 1, maxLength: 3 }),
+      url: fc.constantFrom('', 'https://shop.example/notify', null),
+      withRefund: fc.boolean(),
+    });
+    fc.assert(fc.property(fc.array(command, { minLength: 1, maxLength: 3 }), (commands) => {
+      const events = commands.flatMap((c, ci) => c.types.map((type, i): EngineEvent => {
+        const last = i === c.types.length - 1;
+        const e = event(type, { id: `evt_cmd_${ci}_${i}`, cmd_id: `cmd_${ci}`, ...(c.withRefund && { refund }) });
+        if (last) return { ...e, payment_record: c.url === null ? null : { id: `pay_${ci}`, notify_url: c.url } };
+        const { payment_record: _record, ...rest } = e;
+        return { ...rest, payment: null };
+      }));
+      const jobs = jobsOf(pack(events), 1_700_000_000_000);
+      if (!mayNotify(events)) expect(jobs).toEqual([]);
+      return true;
+    }), { numRuns: 500 });
+    // And it does say yes where there is something to send, and no where there is not.
+    expect(mayNotify([event('payment.succeeded')])).toBe(true);
+    expect(mayNotify([event('payment.succeeded', { payment_record: { id: 'pay_1', notify_url: '' } })])).toBe(false);
+    expect(mayNotify([event('account.credited')])).toBe(false);
   });
 
   it('a job survives its encoding; a resend gets its own message id, the event id stays', () => {
