@@ -60,7 +60,14 @@ export class ShardLeases {
     this.kv = await ShardLeases.openBucket(nc, this.o.bucket, this.o.leaseTtlMs);
     await this.tick();
     this.timer = setInterval(() => {
-      if (!this.ticking) this.ticking = this.tick().finally(() => (this.ticking = null));
+      // A tick that fails (NATS unreachable, a KV request timing out under load) must not end the
+      // loop, let alone the process as an unhandled rejection: the next tick tries again, and a
+      // shard not renewed within fenceAfterMs is stopped by renewAll() all the same.
+      if (!this.ticking) {
+        this.ticking = this.tick()
+          .catch((err: unknown) => this.o.log.warn({ err: (err as Error).message }, 'lease tick failed; the next tick retries'))
+          .finally(() => (this.ticking = null));
+      }
     }, this.o.tickMs);
   }
 
@@ -88,7 +95,14 @@ export class ShardLeases {
     }
     await this.renewAll(kv, now);
     if (this.stopped) return;
-    const live = await this.liveEngines(kv);
+    let live: number;
+    try {
+      live = await this.liveEngines(kv);
+    } catch (err) {
+      // Without the count no share can be worked out: keep what is owned (renewed above), change nothing.
+      this.o.log.warn({ err: (err as Error).message }, 'live engines not counted; shards left as they are this tick');
+      return;
+    }
     const target = Math.ceil(this.o.shardCount / Math.max(1, live));
     // Give back extras first (highest shards), then take free ones up to the target.
     for (const s of this.shards.reverse()) {
