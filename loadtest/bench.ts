@@ -262,7 +262,7 @@ async function runPeakpay(
   const cpu = cpuBetween(cpu0, cpuSnapshot(pids));
   const acked = ledger.acknowledged.length - ackedBefore;
   const { settledAtMs, settled } = await waitSettled(p, base + acked, t0);
-  const line = resultLine(scenario, 'peakpay (ingress + engine + settlement)', r, {
+  const line = resultLine(scenario, 'peakpay (ingress + engine + settlement + webhooks)', r, {
     settled: settled - base, settled_s: settledAtMs === null ? null : round(settledAtMs / 1000, 2),
     settle_after_load_s: settledAtMs === null ? null : round(settledAtMs / 1000 - r.seconds, 2), cpu_cores_during_load: cpu, busy_before: busyBefore, ...contamination(cpu), ...extra,
   });
@@ -314,7 +314,7 @@ async function runSpike(p: Peakpay, ledger: Ledger): Promise<void> {
   const { settledAtMs, settled } = await waitSettled(p, base + acked, t0);
   const drained = drainedAt();
   const duringSpike = r.perSecond.filter((s) => s.t >= warmEnd && s.t < spikeEnd);
-  const line = resultLine('spike', 'peakpay (ingress + engine + settlement)', r, {
+  const line = resultLine('spike', 'peakpay (ingress + engine + settlement + webhooks)', r, {
     normal_per_s: SPIKE_NORMAL, peak_per_s: SPIKE_NORMAL * SPIKE_FACTOR, stages, spike_end_s: spikeEnd,
     offered: r.iterations + r.dropped, settled: settled - base, settled_s: settledAtMs === null ? null : round(settledAtMs / 1000, 2),
     acknowledged_per_s_during_spike: duringSpike.length ? round(duringSpike.reduce((a, s) => a + s.acknowledged, 0) / duringSpike.length) : 0,
