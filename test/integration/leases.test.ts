@@ -9,7 +9,7 @@ import { ShardLeases } from '../../engine/leases/index.ts';
 import { testConfig, uniqueId, waitFor } from '../helpers.ts';
 
 const config = testConfig();
-const bucket = `${uniqueId('leases')}`;
+const bucket = uniqueId('leases');
 const unhandled: unknown[] = [];
 const onUnhandled = (reason: unknown) => unhandled.push(reason);
 process.on('unhandledRejection', onUnhandled);
