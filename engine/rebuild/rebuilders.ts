@@ -75,7 +75,7 @@ function safeInt(what: string, v: unknown): number {
 export async function incompleteCommands(pool: pg.Pool, merchantId: string, windowStartMs: number): Promise<RebuildContext['incomplete']> {
   const r = await pool.query<{ cmd_id: string; ids: string[]; payment_id: string | null }>(
     `SELECT cmd_id, array_agg(id) AS ids, max(payment_id) AS payment_id FROM events
-     WHERE merchant_id = $1 AND occurred_at > $2 AND body ? 'cmd_events'
+     WHERE merchant_id = $1 AND occurred_at > $2 AND body->'cmd_events' IS NOT NULL
      GROUP BY cmd_id HAVING count(*) < max((body->>'cmd_events')::int)
      LIMIT $3`,
     [merchantId, new Date(windowStartMs), INCOMPLETE_COMMANDS_MAX + 1],
@@ -100,7 +100,7 @@ async function paymentRecords(ctx: RebuildContext, paymentIds: readonly string[]
   const r = await ctx.pool.query<{ id: string; body: unknown }>(
     `SELECT DISTINCT ON (payment_id) id, body FROM events
      WHERE merchant_id = $1 AND payment_id = ANY($2::text[]) AND NOT (id = ANY($3::text[]))
-     ORDER BY payment_id, (body->'payment'->>'version')::int DESC NULLS LAST, stream_seq DESC, body ? 'payment_record' DESC`,
+     ORDER BY payment_id, (body->'payment'->>'version')::int DESC NULLS LAST, stream_seq DESC, body->'payment_record' IS NOT NULL DESC`,
     [ctx.merchantId, paymentIds, ctx.incomplete.eventIds],
   );
   for (const row of r.rows) {

@@ -34,13 +34,15 @@ export async function writeEvents(pool: pg.Pool, delivered: readonly StoredEvent
         occurred_at: iso(e.ts_ms), body,
       };
     });
-    // Named statements: parsed and planned once per connection, not once per batch.
+    // Named statements: parsed and planned once per connection, not once per batch. The rows go
+    // as one JSON document read with json_to_recordset: casting it to jsonb first would convert the
+    // whole batch to jsonb's binary form only to take it apart again (Postgres CPU, docs/BENCHMARKS.md).
     const res = await client.query<{ id: string }>({
       name: 'settle-events',
       text: `INSERT INTO events (id, stream_seq, merchant_id, type, cmd_id, payment_id, account_id, occurred_at, body)
        SELECT id, stream_seq, merchant_id, type, cmd_id, payment_id, account_id, occurred_at, body
-       FROM jsonb_to_recordset($1::jsonb) AS x(id text, stream_seq bigint, merchant_id text, type text, cmd_id text,
-            payment_id text, account_id text, occurred_at timestamptz, body jsonb)
+       FROM json_to_recordset($1::json) AS x(id text, stream_seq bigint, merchant_id text, type text, cmd_id text,
+            payment_id text, account_id text, occurred_at timestamptz, body json)
        ON CONFLICT (id) DO NOTHING RETURNING id`,
       values: [JSON.stringify(eventRows)],
     });
@@ -76,7 +78,7 @@ export async function writeEvents(pool: pg.Pool, delivered: readonly StoredEvent
         name: 'settle-accounts',
         text: `INSERT INTO accounts (merchant_id, account_id, currency, created_at)
          SELECT merchant_id, account_id, currency, created_at
-         FROM jsonb_to_recordset($1::jsonb) AS x(merchant_id text, account_id text, currency text, created_at timestamptz)
+         FROM json_to_recordset($1::json) AS x(merchant_id text, account_id text, currency text, created_at timestamptz)
          ON CONFLICT DO NOTHING`,
         values: [JSON.stringify(accounts)],
       });
@@ -102,7 +104,7 @@ export async function writeEvents(pool: pg.Pool, delivered: readonly StoredEvent
         text: `INSERT INTO payments AS p (id, merchant_id, out_trade_no, amount, currency, amount_captured, amount_refunded, method,
             channel, scene, subject, account_id, status, failure_code, failure_message, buyer, metadata, hold_expires_at,
             created_at, updated_at, version)
-         SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(id text, merchant_id text, out_trade_no text, amount bigint,
+         SELECT * FROM json_to_recordset($1::json) AS x(id text, merchant_id text, out_trade_no text, amount bigint,
             currency text, amount_captured bigint, amount_refunded bigint, method text, channel text, scene text, subject text,
             account_id text, status text, failure_code text, failure_message text, buyer jsonb, metadata jsonb,
             hold_expires_at timestamptz, created_at timestamptz, updated_at timestamptz, version integer)

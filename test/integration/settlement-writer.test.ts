@@ -81,7 +81,7 @@ describe('settlement writer', () => {
     };
     expect((await writeEvents(pool, [{ seq: 7, event: authorized }, { seq: 7, event: succeeded }])).inserted).toBe(2);
     const rows = await pool.query<{ id: string; payment_id: string | null; account_id: string | null; has_payment: boolean }>(
-      `SELECT id, payment_id, account_id, body->'payment' <> 'null'::jsonb AS has_payment FROM events WHERE merchant_id = $1 ORDER BY id`, [m],
+      `SELECT id, payment_id, account_id, json_typeof(body->'payment') <> 'null' AS has_payment FROM events WHERE merchant_id = $1 ORDER BY id`, [m],
     );
     expect(rows.rows).toEqual([
       { id: authorized.id, payment_id: payment.id, account_id: 'acc', has_payment: false },
