@@ -1,6 +1,7 @@
 // The settlement writer against the real Postgres: idempotent on the event id, also when a
 // redelivery puts the same event twice into one batch, and across batches.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import type pg from 'pg';
 import { pgPool } from '../../engine/infra.ts';
 import { PROTOCOL_VERSION } from '../../engine/protocol/commands.ts';
@@ -55,6 +56,42 @@ describe('settlement writer', () => {
     const bad = { ...credit(m, uniqueId('evt'), 10), postings: [{ kind: 'adjustment' as const, ledger_account: 'wallet:acc:available', amount: 10, currency: 'CNY' as const }] };
     await expect(writeEvents(pool, [{ seq: 1, event: credit(m, uniqueId('evt'), 5) }, { seq: 2, event: bad }])).rejects.toThrow(/unbalanced/);
     expect(await balance(m)).toBe(0);
+  });
+
+  // postings has no foreign key to events (migration 1765100000000): the writer alone keeps every
+  // posting with its event. Model: an event is written once it was in a batch that committed.
+  it('keeps every posting with its event, once, through duplicates, redeliveries and failed batches', async () => {
+    const batchArb = fc.record({
+      picks: fc.array(fc.nat({ max: 7 }), { minLength: 1, maxLength: 6 }),
+      fails: fc.boolean(),
+    });
+    await fc.assert(fc.asyncProperty(fc.array(batchArb, { minLength: 1, maxLength: 6 }), async (batches) => {
+      const m = uniqueId('m');
+      const pool8 = Array.from({ length: 8 }, (_, i) => credit(m, uniqueId('evt'), 10 + i));
+      const written = new Set<string>();
+      for (const [seq, b] of batches.entries()) {
+        const events = b.picks.map((i) => pool8[i] as EngineEvent);
+        const bad = { ...credit(m, uniqueId('evt'), 1), postings: [{ kind: 'adjustment' as const, ledger_account: 'wallet:acc:available', amount: 1, currency: 'CNY' as const }] };
+        const delivered = [...events, ...(b.fails ? [bad] : [])].map((event) => ({ seq: seq + 1, event }));
+        if (b.fails) {
+          await expect(writeEvents(pool, delivered)).rejects.toThrow(/unbalanced/);
+        } else {
+          const fresh = new Set(events.map((e) => e.id).filter((id) => !written.has(id)));
+          expect((await writeEvents(pool, delivered)).inserted).toBe(fresh.size);
+          for (const id of fresh) written.add(id);
+        }
+      }
+      const rows = await pool.query<{ events: number; postings: number; orphans: number; unbalanced: number }>(
+        `SELECT (SELECT count(*) FROM events WHERE merchant_id = $1) AS events,
+                (SELECT count(*) FROM postings WHERE merchant_id = $1) AS postings,
+                (SELECT count(*) FROM postings p LEFT JOIN events e ON e.id = p.event_id WHERE p.merchant_id = $1 AND e.id IS NULL) AS orphans,
+                (SELECT count(*) FROM (SELECT event_id FROM postings WHERE merchant_id = $1 GROUP BY event_id HAVING sum(amount) <> 0) u) AS unbalanced`,
+        [m],
+      );
+      expect(rows.rows[0]).toEqual({ events: written.size, postings: written.size * 2, orphans: 0, unbalanced: 0 });
+      const expected = pool8.filter((e) => written.has(e.id)).reduce((a, e) => a + (e.account?.available ?? 0), 0);
+      expect(Number(await balance(m))).toBe(expected);
+    }), { numRuns: 30 });
   });
 
   it("fills a command's first events' payment and account columns from its last event, and stores the bodies as sent", async () => {
