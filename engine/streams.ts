@@ -1,6 +1,7 @@
 // JetStream topology, created idempotently at start-up by every process that needs it.
 //   <NS>_CMD  commands, file storage, dedup window 2 min (Nats-Msg-Id = cmd_id), kept 7 days
-//   <NS>_EVT  events,   file storage, dedup window 2 min (Nats-Msg-Id = event id), kept 30 days
+//   <NS>_EVT  events,   file storage, dedup window 2 min (Nats-Msg-Id = event id), kept 30 days;
+//             <ns>.evt.<shard> may notify, <ns>.evq.<shard> cannot (engine/protocol/subjects.ts)
 //   <NS>_WEBHOOKS         webhook delivery jobs, work queue (a job leaves when delivered or parked), kept 3 days
 //   <NS>_WEBHOOKS_PARKED  deliveries that used up their retries, one per event id, kept 30 days
 // One durable pull consumer per shard on <NS>_CMD, one for the settlement consumer on <NS>_EVT,
@@ -13,12 +14,12 @@ const DAY_MS = 86_400_000;
 export const DUPLICATE_WINDOW_MS = 120_000;
 
 async function upsertStream(
-  jsm: JetStreamManager, name: string, subject: string, maxAgeMs: number,
+  jsm: JetStreamManager, name: string, subjects: readonly string[], maxAgeMs: number,
   opts: { retention?: RetentionPolicy; maxMsgsPerSubject?: number } = {},
 ): Promise<void> {
   const config = {
     name,
-    subjects: [subject],
+    subjects: [...subjects],
     storage: StorageType.File,
     retention: opts.retention ?? RetentionPolicy.Limits,
     discard: DiscardPolicy.Old,
@@ -37,16 +38,16 @@ async function upsertStream(
 }
 
 export async function ensureStreams(jsm: JetStreamManager, n: Names): Promise<void> {
-  await upsertStream(jsm, n.cmdStream, n.cmdSubjectAll, 7 * DAY_MS);
-  await upsertStream(jsm, n.evtStream, n.evtSubjectAll, 30 * DAY_MS);
+  await upsertStream(jsm, n.cmdStream, [n.cmdSubjectAll], 7 * DAY_MS);
+  await upsertStream(jsm, n.evtStream, n.evtStreamSubjects, 30 * DAY_MS);
 }
 
 /** The webhook streams: created by the webhooks process (and `npm start`), not by every process. */
 export async function ensureWebhookStreams(jsm: JetStreamManager, n: Names): Promise<void> {
   // Jobs outlive the 24 h retry window (a job nak'ed for its last retry must still be there).
-  await upsertStream(jsm, n.webhookStream, n.webhookJobSubject, 3 * DAY_MS, { retention: RetentionPolicy.Workqueue });
+  await upsertStream(jsm, n.webhookStream, [n.webhookJobSubject], 3 * DAY_MS, { retention: RetentionPolicy.Workqueue });
   // Parking the same event again replaces the earlier record (one per subject = per event id).
-  await upsertStream(jsm, n.webhookParkedStream, n.webhookParkedSubjectAll, 30 * DAY_MS, { maxMsgsPerSubject: 1 });
+  await upsertStream(jsm, n.webhookParkedStream, [n.webhookParkedSubjectAll], 30 * DAY_MS, { maxMsgsPerSubject: 1 });
 }
 
 /**
@@ -66,7 +67,8 @@ async function upsertConsumer(jsm: JetStreamManager, stream: string, config: Par
     await jsm.consumers.add(stream, config);
     return;
   }
-  if (existing.config.filter_subject !== config.filter_subject) {
+  // No filter reads as absent or empty, depending on the server.
+  if ((existing.config.filter_subject ?? '') !== (config.filter_subject ?? '')) {
     await jsm.consumers.delete(stream, config.durable_name);
     await jsm.consumers.add(stream, {
       ...config,
@@ -99,7 +101,8 @@ export async function ensureShardConsumer(jsm: JetStreamManager, n: Names, shard
 export async function ensureSettlementConsumer(jsm: JetStreamManager, n: Names, maxAckPending: number, ackWaitMs: number): Promise<void> {
   await upsertConsumer(jsm, n.evtStream, {
     durable_name: n.settlementConsumer,
-    filter_subject: n.evtSubjectAll,
+    // No filter: every event message, those that may notify and the quiet ones. (An earlier layout
+    // filtered <ns>.evt.>; upsertConsumer recreates such a consumer from its ack floor.)
     ack_policy: AckPolicy.Explicit,
     deliver_policy: DeliverPolicy.All,
     ack_wait: nanos(ackWaitMs),
@@ -112,7 +115,8 @@ export async function ensureSettlementConsumer(jsm: JetStreamManager, n: Names, 
 export async function ensureWebhookDispatchConsumer(jsm: JetStreamManager, n: Names, maxAckPending: number, ackWaitMs: number): Promise<void> {
   await upsertConsumer(jsm, n.evtStream, {
     durable_name: n.webhookDispatchConsumer,
-    filter_subject: n.evtSubjectAll,
+    // Only messages that may notify: nats-server skips the quiet ones (<ns>.evq.>) for this consumer.
+    filter_subject: n.evtNotifyFilter,
     ack_policy: AckPolicy.Explicit,
     deliver_policy: DeliverPolicy.All,
     ack_wait: nanos(ackWaitMs),

@@ -1,5 +1,6 @@
 // Events: what happened, emitted by the engine after a command's money effect is applied in Redis,
-// published to <ns>.evt.<shard> (all events of a command in one message, see eventBatchSchema), written to Postgres by the
+// published to <ns>.evt.<shard>, or <ns>.evq.<shard> when none of them can become a webhook (all events of a command in
+// one message, see eventBatchSchema), written to Postgres by the
 // settlement consumer idempotently on id. Each event carries its own balanced ledger postings.
 import { z } from 'zod';
 import { currencySchema, signedAmountSchema } from './money.ts';
@@ -147,7 +148,7 @@ export function withCommandState<E extends EngineEvent>(events: readonly E[]): E
 
 /** Reply to the waiting ingress or operator, sent on the command's Pp-Reply subject (core NATS). */
 /**
- * What travels on <ns>.evt.<shard>: the events of one or more commands of the shard in one message
+ * What travels on <ns>.evt.<shard> and <ns>.evq.<shard>: the events of one or more commands of the shard in one message
  * (engine/shards/event-out.ts coalesces them), in the order the commands were applied. cmd_id and
  * merchant_id are those of the first event. A command's events are never split across messages.
  */

@@ -5,8 +5,3 @@
 export const REPLY_HEADER = 'Pp-Reply';
 /** Present (value: the number of commands) on a message that carries a CommandBatch. */
 export const BATCH_HEADER = 'Pp-Batch';
-/**
- * Present ('1') on an event message none of whose events can become a webhook (engine/webhooks:
- * mayNotify): the dispatcher acknowledges it without decoding. Absent: decode and look, as always.
- */
-export const NO_WEBHOOKS_HEADER = 'Pp-No-Webhooks';

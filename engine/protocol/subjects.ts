@@ -1,6 +1,7 @@
 // Subjects, streams and consumers, all derived from the namespace and the shard count.
 // Commands:  <ns>.cmd.<shard>     stream <NS>_CMD      shard = FNV-1a(merchant_id) % shard count
-// Events:    <ns>.evt.<shard>     stream <NS>_EVT
+// Events:    <ns>.evt.<shard>     stream <NS>_EVT: messages with an event that may notify (webhooks)
+//            <ns>.evq.<shard>     stream <NS>_EVT: messages with none (quiet); the dispatcher never reads them
 // Webhooks:  <ns>.webhooks.job    stream <NS>_WEBHOOKS; parked: <ns>.webhooks.parked.<event id> in <NS>_WEBHOOKS_PARKED
 // Each engine shard consumer filters exactly <ns>.cmd.<shard>, so one shard is one ordered log.
 // The merchant id is in every message, not in the subject: with a token per merchant, a shard
@@ -35,9 +36,15 @@ export function names(namespace: string, shardCount: number) {
     cmdStream,
     evtStream,
     cmdSubjectAll: `${namespace}.cmd.>`,
-    evtSubjectAll: `${namespace}.evt.>`,
+    /** The event stream's subjects: what settlement reads (all of it). */
+    evtStreamSubjects: [`${namespace}.evt.>`, `${namespace}.evq.>`] as readonly string[],
+    /** Event messages that may notify: the webhook dispatcher's filter. */
+    evtNotifyFilter: `${namespace}.evt.>`,
     cmdSubject: (merchantId: string) => `${namespace}.cmd.${shardOf(merchantId, shardCount)}`,
+    /** A shard's event messages with at least one event that may notify (mayNotify, engine/webhooks). */
     evtSubjectShard: (shard: number) => `${namespace}.evt.${shard}`,
+    /** A shard's event messages with none: settlement reads them, the dispatcher never receives them. */
+    evtQuietSubjectShard: (shard: number) => `${namespace}.evq.${shard}`,
     cmdShardFilter: (shard: number) => `${namespace}.cmd.${shard}`,
     shardConsumer: (shard: number) => `${namespace}-engine-s${shard}`,
     settlementConsumer: `${namespace}-settlement`,

@@ -7,6 +7,11 @@
 // instead of through js.publish, which is a nats.js request with its own timer, promise race and
 // Error object per message (the ceilings: 22.7k/s through js.publish, 85k/s with a shared inbox).
 //
+// A message none of whose events can notify (mayNotify: no webhook type, or no notify_url) goes to
+// the shard's quiet subject (<ns>.evq.<shard>), the others to <ns>.evt.<shard>. Settlement reads
+// both; the webhook dispatcher's consumer filters <ns>.evt.>, so nats-server never delivers it the
+// quiet ones — most payments have no notify_url.
+//
 // Nats-Msg-Id is derived from the cmd_ids the message carries: a retried message is stored once.
 // After a crash the same commands may be grouped differently and stored twice; every event has its
 // own id, and the settlement consumer and the webhook dispatcher de-duplicate on it.
@@ -16,7 +21,6 @@ import { pubAckOf } from '../client/puback.ts';
 import { encode } from '../protocol/codec.ts';
 import { PROTOCOL_VERSION } from '../protocol/commands.ts';
 import { EVENTS_PER_COMMAND_MAX, EVENTS_PER_MESSAGE_MAX, eventBatchMsgId, type EngineEvent } from '../protocol/events.ts';
-import { NO_WEBHOOKS_HEADER } from '../protocol/headers.ts';
 import { mayNotify } from '../webhooks/payload.ts';
 
 /** A message without its PubAck after this long fails the batches in it (the shard restarts and naks). */
@@ -72,6 +76,7 @@ export function eventMessageId(cmdIds: readonly string[]): string {
 export class EventPublisher {
   private readonly nc: NatsConnection;
   private readonly subject: string;
+  private readonly quietSubject: string;
   private readonly inbox: string;
   private sub: Subscription | null = null;
   private queued: Pending[] = [];
@@ -79,9 +84,11 @@ export class EventPublisher {
   private scheduled = false;
   private counter = 0;
 
-  constructor(nc: NatsConnection, subject: string, inboxPrefix: string) {
+  /** `subject` for messages that may notify, `quietSubject` for the others (same stream). */
+  constructor(nc: NatsConnection, subjects: { subject: string; quietSubject: string }, inboxPrefix: string) {
     this.nc = nc;
-    this.subject = subject;
+    this.subject = subjects.subject;
+    this.quietSubject = subjects.quietSubject;
     this.inbox = `${inboxPrefix}.${nuid.next()}`;
   }
 
@@ -144,11 +151,10 @@ export class EventPublisher {
     const token = String(++this.counter);
     const h = headers();
     h.set('Nats-Msg-Id', eventMessageId(cmdIds));
-    if (!parts.some((p) => p.notify)) h.set(NO_WEBHOOKS_HEADER, '1');
     const timer = setTimeout(() => this.fail(token, new EventPublishError(`no PubAck for events within ${EVENT_PUBACK_WAIT_MS} ms`)), EVENT_PUBACK_WAIT_MS);
     this.inFlight = { token, parts, timer };
     try {
-      this.nc.publish(this.subject, data, { reply: `${this.inbox}.${token}`, headers: h });
+      this.nc.publish(parts.some((p) => p.notify) ? this.subject : this.quietSubject, data, { reply: `${this.inbox}.${token}`, headers: h });
     } catch (cause) {
       this.fail(token, new EventPublishError('could not publish events', { cause }));
     }

@@ -102,7 +102,9 @@ export class ShardRunner {
       ? new ChannelWork({ desk, store: deps.store, redis: deps.redis, nc: deps.nc, js: deps.js, names: deps.names, log: deps.log, shard, now: this.now })
       : null;
     this.replies = deps.replies ?? new ReplyOut(deps.nc);
-    this.events = new EventPublisher(deps.nc, deps.names.evtSubjectShard(shard), `${deps.names.replyPrefix}.evt`);
+    this.events = new EventPublisher(
+      deps.nc, { subject: deps.names.evtSubjectShard(shard), quietSubject: deps.names.evtQuietSubjectShard(shard) }, `${deps.names.replyPrefix}.evt`,
+    );
     this.applyOptions = { channelsEnabled: desk !== null, channelWatchMs: desk?.settings.query_after_ms ?? 0 };
   }
 

@@ -1,4 +1,5 @@
-// The dispatcher: reads the event stream with its own durable consumer and turns every payment or
+// The dispatcher: reads the event messages that may notify (<ns>.evt.>; the quiet ones on <ns>.evq.>
+// never reach it) with its own durable consumer and turns every payment or
 // refund transition of a payment with a notify_url into one delivery job on <NS>_WEBHOOKS
 // (Nats-Msg-Id = whk_<event id>, so a re-read event queues nothing twice within the duplicate
 // window). An event message is acknowledged only after JetStream stored all its jobs: a crash in
@@ -7,7 +8,6 @@
 import type { ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
 import { decodeEventBatch } from '../protocol/codec.ts';
-import { NO_WEBHOOKS_HEADER } from '../protocol/headers.ts';
 import { PROTOCOL_VERSION } from '../protocol/commands.ts';
 import type { Names } from '../protocol/subjects.ts';
 import { withCommandState } from '../protocol/events.ts';
@@ -53,11 +53,6 @@ export function startDispatcher(js: JetStreamClient, n: Names, log: Logger) {
     const publishes: Promise<unknown>[] = [];
     const done: JsMsg[] = [];
     for (const m of msgs) {
-      // The engine found nothing in it that can notify (mayNotify): most payments have no notify_url.
-      if (m.headers?.get(NO_WEBHOOKS_HEADER) === '1') {
-        done.push(m);
-        continue;
-      }
       let jobs: WebhookJob[];
       try {
         jobs = jobsOf(m.data, now);

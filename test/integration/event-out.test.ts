@@ -1,6 +1,7 @@
 // EventPublisher on a real nats-server: a shard's events coalesced while one message awaits its
 // PubAck, stored in the order they were handed over, each command's events whole in one message;
-// a message JetStream refuses fails exactly the commands in it.
+// a message JetStream refuses fails exactly the commands in it. A message goes to the shard's
+// notify subject when one of its commands may notify, else to its quiet subject.
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -48,9 +49,12 @@ async function readAll(subject: string): Promise<EngineEvent[][]> {
 }
 
 describe('EventPublisher', () => {
+  const subjectsOf = (shard: number) => ({ subject: n.evtSubjectShard(shard), quietSubject: n.evtQuietSubjectShard(shard) });
+
   it('coalesces while a message is in flight, keeps the order, never splits a command', async () => {
-    const subject = n.evtSubjectShard(1);
-    const pub = new EventPublisher(nc, subject, `${n.replyPrefix}.evt`);
+    // account.credited events cannot notify: every message goes to the quiet subject.
+    const subject = n.evtQuietSubjectShard(1);
+    const pub = new EventPublisher(nc, subjectsOf(1), `${n.replyPrefix}.evt`);
     pub.start();
     const cmds = Array.from({ length: 400 }, (_, i) => ({ id: uniqueId(`c${i}`), count: 1 + (i % 3) }));
     await Promise.all(cmds.map((c) => pub.publish(eventsOf(c.id, c.count), c.id)));
@@ -68,8 +72,8 @@ describe('EventPublisher', () => {
   });
 
   it(`keeps every message under ${EVENT_MESSAGE_BYTES_MAX} bytes`, async () => {
-    const subject = n.evtSubjectShard(2);
-    const pub = new EventPublisher(nc, subject, `${n.replyPrefix}.evt`);
+    const subject = n.evtQuietSubjectShard(2);
+    const pub = new EventPublisher(nc, subjectsOf(2), `${n.replyPrefix}.evt`);
     pub.start();
     const big = (cmdId: string) => eventsOf(cmdId, 1).map((e) => ({ ...e, payment_record: { raw: 'x'.repeat(60_000) } }));
     const ids = Array.from({ length: 40 }, (_, i) => uniqueId(`big${i}`));
@@ -87,6 +91,28 @@ describe('EventPublisher', () => {
     pub.stop();
   });
 
+  it('sends a message to the notify subject when one of its commands may notify, else to the quiet one', async () => {
+    const pub = new EventPublisher(nc, subjectsOf(3), `${n.replyPrefix}.evt`);
+    pub.start();
+    const notifying = (cmdId: string, url: string): EngineEvent[] => eventsOf(cmdId, 1).map((e) => ({
+      ...e, type: 'payment.succeeded', payment_record: { id: `pay_${cmdId}`, notify_url: url },
+    }) as unknown as EngineEvent);
+    // One at a time, so that each command is a message of its own.
+    const quietId = uniqueId('q');
+    await pub.publish(eventsOf(quietId, 2), quietId);
+    const emptyUrlId = uniqueId('e');
+    await pub.publish(notifying(emptyUrlId, ''), emptyUrlId);
+    const loudId = uniqueId('l');
+    await pub.publish(notifying(loudId, 'https://shop.example/notify'), loudId);
+    // Coalesced: a quiet command and a notifying one in the same message go to the notify subject.
+    const mixed = [uniqueId('mq'), uniqueId('ml')] as const;
+    await Promise.all([pub.publish(eventsOf(mixed[0], 1), mixed[0]), pub.publish(notifying(mixed[1], 'https://shop.example/n2'), mixed[1])]);
+    const cmdsOn = async (subject: string) => (await readAll(subject)).map((m) => [...new Set(m.map((e) => e.cmd_id))]);
+    expect(await cmdsOn(n.evtQuietSubjectShard(3))).toEqual([[quietId], [emptyUrlId]]);
+    expect((await cmdsOn(n.evtSubjectShard(3))).flat()).toEqual([loudId, ...mixed]);
+    pub.stop();
+  });
+
   it('derives the message id from the commands it carries', () => {
     expect(eventMessageId(['c1'])).toBe('evb_c1');
     expect(eventMessageId(['c1', 'c2'])).toBe(eventMessageId(['c1', 'c2']));
@@ -95,7 +121,7 @@ describe('EventPublisher', () => {
   });
 
   it('fails the commands of a message no stream takes, and goes on with the next', async () => {
-    const pub = new EventPublisher(nc, `nostream${config.namespace}.evt.0`, `${n.replyPrefix}.evt`);
+    const pub = new EventPublisher(nc, { subject: `nostream${config.namespace}.evt.0`, quietSubject: `nostream${config.namespace}.evq.0` }, `${n.replyPrefix}.evt`);
     pub.start();
     const err = await pub.publish(eventsOf(uniqueId('c'), 2), 'c').then(() => null, (e: unknown) => e);
     expect(isEventPublishError(err), String(err)).toBe(true);

@@ -1,7 +1,8 @@
 // The settlement consumer over a real JetStream and Postgres: a backlog of full event messages is
 // written in transactions of at most WRITE_EVENTS_MAX events (a message is never split), and
-// every event exactly once.
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+// every event exactly once; the quiet event subject (<ns>.evq.<shard>) is read as well, also by a
+// consumer created with the earlier layout's filter.
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -107,6 +108,44 @@ describe('settlement consumer', () => {
       expect(Number(events.rows[0]?.c)).toBe(2);
     } finally {
       await settlement.stop();
+    }
+  });
+
+  it('reads the quiet subject too, after recreating from its ack floor a consumer of the earlier layout (filter <ns>.evt.>)', async () => {
+    const own = testConfig();
+    const n = names(own.namespace, own.shardCount);
+    const jsm = await jetstreamManager(nc);
+    const js = jetstream(nc);
+    try {
+      await ensureStreams(jsm, n);
+      await jsm.consumers.add(n.evtStream, {
+        durable_name: n.settlementConsumer, filter_subject: `${own.namespace}.evt.>`, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All,
+      });
+      const m = uniqueId('m');
+      const message = (e: EngineEvent) => {
+        const packed = [encode(e)];
+        return packEventBatch(e, packed, packed[0]?.length ?? 0);
+      };
+      // The earlier settlement wrote and acknowledged the first message; then it stopped.
+      await js.publish(n.evtSubjectShard(1), message(credit(m, `${m}_a`, 5)));
+      const old = await (await js.consumers.get(n.evtStream, n.settlementConsumer)).next({ expires: 5_000 });
+      expect(old?.subject).toBe(n.evtSubjectShard(1));
+      await old?.ackAck();
+      await js.publish(n.evtQuietSubjectShard(1), message(credit(m, `${m}_b`, 7)));
+      await js.publish(n.evtSubjectShard(2), message(credit(m, `${m}_c`, 11)));
+      const settlement = await startSettlement(own, { pool });
+      try {
+        const ids = async () => (await pool.query<{ id: string }>('SELECT id FROM events WHERE merchant_id = $1 ORDER BY id', [m])).rows.map((r) => r.id);
+        for (let i = 0; i < 200 && (await ids()).length < 2; i++) await new Promise((r) => setTimeout(r, 50));
+        // From the ack floor on: the quiet message and the one after it; the acknowledged one is not read again.
+        expect(await ids()).toEqual([`evt_${m}_b_0`, `evt_${m}_c_0`]);
+        const info = await jsm.consumers.info(n.evtStream, n.settlementConsumer);
+        expect(info.config.filter_subject ?? '').toBe('');
+      } finally {
+        await settlement.stop();
+      }
+    } finally {
+      await dropStreams(own);
     }
   });
 });

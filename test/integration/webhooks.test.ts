@@ -12,7 +12,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectNats } from '../../engine/infra.ts';
-import { NO_WEBHOOKS_HEADER } from '../../engine/protocol/headers.ts';
+import { shardOf } from '../../engine/protocol/subjects.ts';
 import { postWebhook, webhookAgents } from '../../engine/webhooks/http.ts';
 import { startWebhooks, WEBHOOK_EVENT_TYPES } from '../../engine/webhooks/index.ts';
 import { creditAccount, webhooksParked, webhooksResend } from '../../scripts/ops.ts';
@@ -174,7 +174,14 @@ describe('webhooks', () => {
     await waitFor('three events settled', async () => ((await expectedEvents([created.id])).size === 3 ? true : null));
   });
 
-  it('marks event messages with nothing to notify; the dispatcher acknowledges them without reading, and still sends the rest', async () => {
+  it('puts event messages with nothing to notify on the quiet subject, which never reaches the dispatcher, and still sends the rest', async () => {
+    const jsm = await jetstreamManager(nc);
+    const dispatcher = () => jsm.consumers.info(h.names.evtStream, h.names.webhookDispatchConsumer);
+    await waitFor('the dispatcher idle', async () => {
+      const info = await dispatcher();
+      return info.num_pending === 0 && info.num_ack_pending === 0;
+    });
+    const deliveredBefore = (await dispatcher()).delivered.consumer_seq;
     const silent = await pay(undefined);
     const url = receiver.url('marked', () => 200);
     const loud = await pay(url);
@@ -184,17 +191,18 @@ describe('webhooks', () => {
       const r = await h.pool.query<{ seq: string }>('SELECT DISTINCT stream_seq AS seq FROM events WHERE payment_id = $1', [paymentId]);
       return r.rows.length === 1 ? Number(r.rows[0]?.seq) : null;
     });
-    const jsm = await jetstreamManager(nc);
     const silentMsg = await jsm.streams.getMessage(h.names.evtStream, { seq: await seqOf(silent.id) });
     const loudMsg = await jsm.streams.getMessage(h.names.evtStream, { seq: await seqOf(loud.id) });
-    expect(silentMsg?.header.get(NO_WEBHOOKS_HEADER)).toBe('1');
-    expect(loudMsg?.header.get(NO_WEBHOOKS_HEADER)).toBe('');
+    const shard = shardOf(merchant.id, h.names.shardCount);
+    expect(silentMsg?.subject).toBe(h.names.evtQuietSubjectShard(shard));
+    expect(loudMsg?.subject).toBe(h.names.evtSubjectShard(shard));
     expect(receiver.of('marked').map((d) => d.type).sort()).toEqual(['payment.authorized', 'payment.succeeded']);
-    // Nothing of either message is left unacknowledged by the dispatcher.
+    // The dispatcher was handed the loud payment's message only, and acknowledged it.
     await waitFor('the dispatcher caught up', async () => {
-      const info = await jsm.consumers.info(h.names.evtStream, h.names.webhookDispatchConsumer);
+      const info = await dispatcher();
       return info.num_pending === 0 && info.num_ack_pending === 0;
     });
+    expect((await dispatcher()).delivered.consumer_seq - deliveredBefore).toBe(1);
   });
 
   it('a receiver failing the first 3 times gets each event on the 4th attempt, same id and body', async () => {
