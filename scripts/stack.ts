@@ -491,6 +491,11 @@ async function redisUp(state: Probe, log: Log): Promise<boolean> {
   const args = ['--bind', host, '--port', String(redisPort), '--protected-mode', 'yes'];
   // Durability: every write goes to the AOF, fsynced each second; no RDB snapshots.
   args.push('--appendonly', 'yes', '--appendfsync', 'everysec', '--save', '');
+  // The AOF is rewritten once it has grown by 1 GB (Redis's default: 64 MB). A rewrite forks Redis
+  // and writes its whole dataset: at peak load on two cores, uniform runs settled 15% fewer
+  // payments with one in progress (a rewrite every ~15 s at ~1,400 payments/s). The price: up to
+  // ~1 GB more to replay after a crash, ~17 s on this machine (docs/OPERATIONS.md).
+  args.push('--auto-aof-rewrite-min-size', '1gb');
   args.push('--dir', redisDir, '--pidfile', redisPidFile, '--logfile', redisLogFile, '--daemonize', 'yes');
   log(`redis: starting on ${host}:${redisPort}, data ${path.relative(rootDir, redisDir)}`);
   // redis daemonizes itself: the process we spawn exits as soon as the daemon is forked (which
