@@ -257,8 +257,11 @@ async function terminate(label: string, pid: number, log: Log): Promise<void> {
 // Probes: is our port answered, and by the right kind of server?
 
 /** up: the server answers; starting: it answers "not ready yet"; down: nothing listens;
- * foreign: something listens but does not speak the protocol (another program holds the port). */
-type Probe = 'up' | 'starting' | 'down' | 'foreign';
+ * foreign: something listens but does not speak the protocol (another program holds the port).
+ * silent: something accepted the connection and said nothing within probeWaitMsMax: another
+ * program, or a redis-server of ours loading a large AOF (it answers nothing for seconds while it
+ * reads the base RDB, and -LOADING only between chunks). */
+type Probe = 'up' | 'starting' | 'down' | 'foreign' | 'silent';
 
 function probePort(port: number, hello: Buffer | undefined, judge: (reply: Buffer) => Probe | undefined): Promise<Probe> {
   return new Promise((resolve) => {
@@ -270,7 +273,7 @@ function probePort(port: number, hello: Buffer | undefined, judge: (reply: Buffe
       socket.destroy();
       resolve(result);
     };
-    const timer = setTimeout(() => finish(connected ? 'foreign' : 'down'), probeWaitMsMax);
+    const timer = setTimeout(() => finish(connected ? 'silent' : 'down'), probeWaitMsMax);
     socket.on('connect', () => {
       connected = true;
       if (hello !== undefined) socket.write(hello);
@@ -335,6 +338,8 @@ async function waitUntilUp(service: ServiceName, failure: () => string | undefin
   for (;;) {
     const state = await probes[service]();
     if (state === 'up') return;
+    // A server we just started may be too busy to answer yet (redis loading its AOF): `failure`
+    // reports it if it died, the deadline if it never answers.
     if (state === 'foreign') throw foreignError(service);
     const why = failure();
     if (why !== undefined) throw new Error(`${service}: ${why}`);
@@ -779,8 +784,10 @@ export async function stackUp(opts: { log?: (line: string) => void } = {}): Prom
 
   const states = new Map<ServiceName, Probe>();
   for (const service of managed) states.set(service, await probes[service]());
+  // A silent redis whose pid file names a live redis-server is ours, loading its AOF.
+  if (states.get('redis') === 'silent' && livePid(redisPidFile, 'redis-server') !== undefined) states.set('redis', 'starting');
   // Fail before starting anything when another program holds one of our ports.
-  const taken = managed.find((service) => states.get(service) === 'foreign');
+  const taken = managed.find((service) => states.get(service) === 'foreign' || states.get(service) === 'silent');
   if (taken !== undefined) throw foreignError(taken);
   // Binaries are needed to start a server, and psql to create the role and databases on any server.
   await ensureInstalled(
