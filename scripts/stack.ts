@@ -80,6 +80,12 @@ const allServices: readonly ServiceName[] = ['nats', 'redis', 'postgres'];
 
 /** From spawn until the server answers on its port (pg_ctl -w gets the same budget). */
 const startWaitMsMax = 30_000;
+/**
+ * Redis answers only once it has replayed its AOF: up to ~1 GB of it (auto-aof-rewrite-min-size)
+ * plus the base snapshot, ~60 MB/s on a small machine. A server that dies meanwhile is reported at
+ * once, whatever this says.
+ */
+const redisStartWaitMsMax = 120_000;
 /** From SIGTERM (or pg_ctl stop) until the process is gone; then SIGKILL. */
 const stopWaitMsMax = 15_000;
 /** After SIGKILL, until the process is gone; past it we report failure. */
@@ -334,7 +340,8 @@ function foreignError(service: ServiceName): Error {
 /** Poll until the port answers; `failure` reports early death (e.g. the spawned process exited). */
 async function waitUntilUp(service: ServiceName, failure: () => string | undefined): Promise<void> {
   const port = ports[service];
-  const deadline = Date.now() + startWaitMsMax;
+  const waitMsMax = service === 'redis' ? redisStartWaitMsMax : startWaitMsMax;
+  const deadline = Date.now() + waitMsMax;
   for (;;) {
     const state = await probes[service]();
     if (state === 'up') return;
@@ -343,7 +350,7 @@ async function waitUntilUp(service: ServiceName, failure: () => string | undefin
     if (state === 'foreign') throw foreignError(service);
     const why = failure();
     if (why !== undefined) throw new Error(`${service}: ${why}`);
-    if (Date.now() >= deadline) throw new Error(`${service}: not answering on ${host}:${port} after ${startWaitMsMax} ms`);
+    if (Date.now() >= deadline) throw new Error(`${service}: not answering on ${host}:${port} after ${waitMsMax} ms`);
     await sleep(pollIntervalMs);
   }
 }

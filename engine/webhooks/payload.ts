@@ -58,8 +58,8 @@ export const jobMsgId = (job: Pick<WebhookJob, 'id' | 'resends'>) => (job.resend
 
 /**
  * False only when no event of `events` can become a webhook, so that their message may go to the
- * shard's quiet subject, which the dispatcher never receives: no webhook type among them, or no notify_url in any payment record among
- * them. withCommandState only hands a record from one event of the message to another, so a
+ * shard's quiet subject, which the dispatcher never receives: no webhook type among them, or no
+ * notify_url in any payment record among them. withCommandState only hands a record from one event of the message to another, so a
  * notify_url that webhookOf() would see after it is on one of these events already.
  */
 export function mayNotify(events: readonly EngineEvent[]): boolean {
