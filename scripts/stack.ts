@@ -310,9 +310,9 @@ function probeNats(): Promise<Probe> {
   });
 }
 
-/** Redis answers PING with +PONG, or -LOADING while it replays its AOF after a restart. */
-function probeRedis(): Promise<Probe> {
-  return probePort(redisPort, Buffer.from('PING\r\n'), (reply) => {
+/** Redis answers PING with +PONG, or -LOADING while it replays its AOF after a restart. (Exported for its test.) */
+export function probeRedis(port = redisPort): Promise<Probe> {
+  return probePort(port, Buffer.from('PING\r\n'), (reply) => {
     const line = firstLine(reply);
     if (line === undefined) return undefined;
     if (line === '+PONG') return 'up';
@@ -328,7 +328,7 @@ function probePostgres(): Promise<Probe> {
   return probePort(pgPort, sslRequest, (reply) => (reply[0] === 0x53 || reply[0] === 0x4e ? 'up' : 'foreign'));
 }
 
-const probes: Record<ServiceName, () => Promise<Probe>> = { nats: probeNats, redis: probeRedis, postgres: probePostgres };
+const probes: Record<ServiceName, () => Promise<Probe>> = { nats: probeNats, redis: () => probeRedis(), postgres: probePostgres };
 
 function foreignError(service: ServiceName): Error {
   return new Error(
