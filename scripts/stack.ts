@@ -345,9 +345,9 @@ async function waitUntilUp(service: ServiceName, failure: () => string | undefin
   for (;;) {
     const state = await probes[service]();
     if (state === 'up') return;
-    // A server we just started may be too busy to answer yet (redis loading its AOF): `failure`
-    // reports it if it died, the deadline if it never answers.
     if (state === 'foreign') throw foreignError(service);
+    // Down, starting or silent (redis loading its AOF answers nothing for seconds): keep polling;
+    // `failure` reports a server that died, the deadline one that never answers.
     const why = failure();
     if (why !== undefined) throw new Error(`${service}: ${why}`);
     if (Date.now() >= deadline) throw new Error(`${service}: not answering on ${host}:${port} after ${waitMsMax} ms`);
