@@ -28,6 +28,7 @@ import { stackDown, stackUp } from '../scripts/stack.ts';
 import { cpuBetween, cpuSnapshot } from './lib/cpu.ts';
 import { runLoad } from './lib/generator.ts';
 import { automaticPayment, PaymentRequests, roundRobin, type BenchMerchant, type Ledger } from './lib/payments.ts';
+import { deleteNamespaceKeys } from './lib/peakpay.ts';
 import { listeningPort, spawnTs } from './lib/procs.ts';
 
 const { values } = parseArgs({ options: { duration: { type: 'string', default: '5' } } });
@@ -112,12 +113,7 @@ return 1`,
   const body = 'x'.repeat(600);
   await measure('set', ['redis-server'], (untilMs) => windowed(untilMs, () => redis.set(`${tag}:{m}:resp:${++seq}`, body, 'EX', 3600)));
   // Cleaned up: the keys expire anyway, but the stack's Redis is shared with everything else.
-  let cursor = '0';
-  do {
-    const [c, keys] = await redis.scan(cursor, 'MATCH', `${tag}:*`, 'COUNT', 10_000);
-    cursor = c;
-    if (keys.length > 0) await redis.unlink(...keys);
-  } while (cursor !== '0');
+  await deleteNamespaceKeys(redis, tag);
   redis.disconnect();
 }
 

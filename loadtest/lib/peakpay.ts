@@ -113,7 +113,7 @@ export async function startPeakpay(baseEnv: NodeJS.ProcessEnv, opts: { databaseU
 }
 
 /** The namespace's Redis keys (tens of thousands after a run), removed in SCAN batches. */
-async function deleteNamespaceKeys(redis: Redis, namespace: string): Promise<void> {
+export async function deleteNamespaceKeys(redis: Redis, namespace: string): Promise<void> {
   let cursor = '0';
   do {
     // The shared Redis holds everyone's keys: large SCAN steps keep the round-trips few.
