@@ -17,6 +17,7 @@
 //
 //   npm run bench:floor -- --duration 5
 import { randomBytes } from 'node:crypto';
+import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { jetstream, jetstreamManager, AckPolicy, DeliverPolicy } from '@nats-io/jetstream';
 import { Redis } from 'ioredis';
@@ -33,7 +34,7 @@ import { listeningPort, spawnTs } from './lib/procs.ts';
 
 const { values } = parseArgs({ options: { duration: { type: 'string', default: '5' } } });
 const DURATION_S = Number(values.duration);
-if (!(DURATION_S > 0 && DURATION_S <= 600)) throw new Error('--duration must be 1–600 s');
+if (!(DURATION_S >= 1 && DURATION_S <= 600)) throw new Error('--duration must be 1–600 s');
 /** Operations in flight at once (the client's window): enough to keep the server busy. */
 const WINDOW = 1_000;
 const PG_BATCH_ROWS = 500;
@@ -79,149 +80,152 @@ const env = localEnv({ ...process.env, NATS_URL: stack.natsUrl, REDIS_URL: stack
 const config = loadConfig(env);
 const tag = `fl${randomBytes(4).toString('hex')}`;
 
-// http: the benchmark's ceiling server and generator.
-{
-  const proc = spawnTs('ceiling', 'loadtest/ceiling/server.ts', env);
-  try {
-    const url = `http://127.0.0.1:${await listeningPort(proc)}`;
-    const merchants: BenchMerchant[] = Array.from({ length: 100 }, (_, i) => ({ id: `m${i}`, secret: randomBytes(16).toString('hex'), accounts: ['w0', 'w1'] }));
-    const ledger: Ledger = { acknowledged: [], unacknowledged: [] };
-    const iteration = automaticPayment(new PaymentRequests(), roundRobin(merchants), ledger);
-    await measure('http', ['ceiling'], async (untilMs) => {
-      const r = await runLoad(url, { kind: 'closed', connections: 128, durationS: Math.max(1, (untilMs - performance.now()) / 1000) }, iteration);
-      return r.acknowledged;
-    }, { ceiling: proc.pid });
-  } finally {
-    await proc.stop();
+try {
+  // http: the benchmark's ceiling server and generator.
+  {
+    const proc = spawnTs('ceiling', 'loadtest/ceiling/server.ts', env);
+    try {
+      const url = `http://127.0.0.1:${await listeningPort(proc)}`;
+      const merchants: BenchMerchant[] = Array.from({ length: 100 }, (_, i) => ({ id: `m${i}`, secret: randomBytes(16).toString('hex'), accounts: ['w0', 'w1'] }));
+      const ledger: Ledger = { acknowledged: [], unacknowledged: [] };
+      const iteration = automaticPayment(new PaymentRequests(), roundRobin(merchants), ledger);
+      await measure('http', ['ceiling'], async (untilMs) => {
+        const r = await runLoad(url, { kind: 'closed', connections: 128, durationS: Math.max(1, (untilMs - performance.now()) / 1000) }, iteration);
+        return r.acknowledged;
+      }, { ceiling: proc.pid });
+    } finally {
+      await proc.stop();
+    }
   }
-}
 
-// lua and set: Redis from Node.
-{
-  const redis = new Redis(config.redisUrl, { enableAutoPipelining: true });
-  redis.defineCommand('floorHold', {
-    numberOfKeys: 2,
-    lua: `if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HINCRBY', KEYS[2], 'available', -tonumber(ARGV[1]))
-redis.call('HINCRBY', KEYS[2], 'held', tonumber(ARGV[1]))
-redis.call('SET', KEYS[1], '1', 'EX', 3600)
-return 1`,
-  });
-  const hold = (redis as unknown as { floorHold: (...a: (string | number)[]) => Promise<number> }).floorHold.bind(redis);
-  let seq = 0;
-  await measure('lua', ['redis-server'], (untilMs) => windowed(untilMs, (i) => hold(`${tag}:{m${i % 1000}}:op:${++seq}`, `${tag}:{m${i % 1000}}:acct:w${i % 2}`, 109)));
-  const body = 'x'.repeat(600);
-  await measure('set', ['redis-server'], (untilMs) => windowed(untilMs, () => redis.set(`${tag}:{m}:resp:${++seq}`, body, 'EX', 3600)));
-  // Cleaned up: the keys expire anyway, but the stack's Redis is shared with everything else.
-  await deleteNamespaceKeys(redis, tag);
-  redis.disconnect();
-}
-
-// jetstream and core: NATS.
-{
-  const nc = await connectNats(config, 'bench-floor');
-  const jsm = await jetstreamManager(nc);
-  const js = jetstream(nc);
-  const stream = tag.toUpperCase();
-  await jsm.streams.add({ name: stream, subjects: [`${tag}.s`], max_msgs: 10_000_000 });
-  await jsm.consumers.add(stream, { durable_name: 'c', ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All, max_ack_pending: 20_000 });
-  const payload = randomBytes(300);
-  try {
-    await measure('jetstream', ['nats-server'], async (untilMs) => {
-      // PubAcks on one shared inbox, as the ingress and the engine publish (engine/client).
-      const inbox = `${tag}.ack`;
-      let acked = 0;
-      let sent = 0;
-      let wake: (() => void) | null = null;
-      const sub = nc.subscribe(inbox, { callback: () => { acked++; wake?.(); } });
-      const consumer = await js.consumers.get(stream, 'c');
-      const messages = await consumer.consume({ max_messages: 1_000 });
-      let consumed = 0;
-      const reading = (async () => {
-        for await (const m of messages) {
-          m.ack();
-          consumed++;
-        }
-      })();
-      while (performance.now() < untilMs) {
-        while (sent - acked < WINDOW) {
-          nc.publish(`${tag}.s`, payload, { reply: inbox });
-          sent++;
-        }
-        await new Promise<void>((r) => { wake = r; });
-        wake = null;
-      }
-      while (acked < sent || consumed < sent) await new Promise((r) => setTimeout(r, 5));
-      await messages.close();
-      await reading;
-      sub.unsubscribe();
-      return consumed;
+  // lua and set: Redis from Node.
+  {
+    const redis = new Redis(config.redisUrl, { enableAutoPipelining: true });
+    redis.defineCommand('floorHold', {
+      numberOfKeys: 2,
+      lua: `if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+  redis.call('HINCRBY', KEYS[2], 'available', -tonumber(ARGV[1]))
+  redis.call('HINCRBY', KEYS[2], 'held', tonumber(ARGV[1]))
+  redis.call('SET', KEYS[1], '1', 'EX', 3600)
+  return 1`,
     });
-    const reply = randomBytes(600);
-    await measure('core', ['nats-server'], async (untilMs) => {
-      let got = 0;
-      let sent = 0;
-      let wake: (() => void) | null = null;
-      const sub = nc.subscribe(`${tag}.r`, { callback: () => { got++; wake?.(); } });
-      await nc.flush();
-      while (performance.now() < untilMs) {
-        while (sent - got < WINDOW) {
-          nc.publish(`${tag}.r`, reply);
-          sent++;
-        }
-        await new Promise<void>((r) => { wake = r; });
-        wake = null;
-      }
-      while (got < sent) await new Promise((r) => setTimeout(r, 5));
-      sub.unsubscribe();
-      return got;
-    });
-  } finally {
-    await jsm.streams.delete(stream).catch(() => undefined);
-    await nc.close();
-  }
-}
-
-// pg-row: ledger rows in batches.
-{
-  const pool = new pg.Pool({ connectionString: config.databaseUrl, max: PG_CONNECTIONS });
-  const table = `floor_${tag}`;
-  await pool.query(`CREATE TABLE ${table} (id bigserial PRIMARY KEY, event_id text NOT NULL, merchant_id text NOT NULL, ledger_account text NOT NULL,
-    currency text NOT NULL, amount bigint NOT NULL, kind text NOT NULL, created_at timestamptz NOT NULL)`);
-  await pool.query(`CREATE INDEX ON ${table} (merchant_id, ledger_account)`);
-  try {
+    const hold = (redis as unknown as { floorHold: (...a: (string | number)[]) => Promise<number> }).floorHold.bind(redis);
     let seq = 0;
-    await measure('pg-row', ['postgres'], async (untilMs) => {
-      let rows = 0;
-      await Promise.all(Array.from({ length: PG_CONNECTIONS }, async () => {
-        while (performance.now() < untilMs) {
-          const ids = Array.from({ length: PG_BATCH_ROWS }, () => `evt_${tag}_${++seq}`);
-          await pool.query(
-            `INSERT INTO ${table} (event_id, merchant_id, ledger_account, currency, amount, kind, created_at)
-             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::timestamptz[])`,
-            [ids, ids.map((_, i) => `m${i % 1000}`), ids.map((_, i) => `wallet:w${i % 2}:available`), ids.map(() => 'CNY'),
-              ids.map((_, i) => (i % 2 === 0 ? -109 : 109)), ids.map(() => 'capture'), ids.map(() => new Date().toISOString())],
-          );
-          rows += PG_BATCH_ROWS;
-        }
-      }));
-      return rows;
-    });
-  } finally {
-    await pool.query(`DROP TABLE ${table}`);
-    await pool.end();
+    await measure('lua', ['redis-server'], (untilMs) => windowed(untilMs, (i) => hold(`${tag}:{m${i % 1000}}:op:${++seq}`, `${tag}:{m${i % 1000}}:acct:w${i % 2}`, 109)));
+    const body = 'x'.repeat(600);
+    await measure('set', ['redis-server'], (untilMs) => windowed(untilMs, () => redis.set(`${tag}:{m}:resp:${++seq}`, body, 'EX', 3600)));
+    // Cleaned up: the keys expire anyway, but the stack's Redis is shared with everything else.
+    await deleteNamespaceKeys(redis, tag);
+    redis.disconnect();
   }
-}
 
-// A payment: one request; a claim, a hold and a stored response in Redis; a command and an event
-// batch through JetStream; a decision back; a payment row, an event row and two postings.
-const at = (s: Step) => results.get(s) ?? 0;
-const floor = at('http') + 2 * at('lua') + at('set') + 2 * at('jetstream') + at('core') + 4 * at('pg-row');
-console.log(JSON.stringify({
-  summary: true, duration_s: DURATION_S,
-  floor_us_per_payment: floor,
-  composition: 'http + 2 lua + set + 2 jetstream + core + 4 pg-row',
-  payments_per_s_on_2_cores_at_the_floor: Math.floor(2_000_000 / floor),
-}));
-await stackDown(stack.started);
+  // jetstream and core: NATS.
+  {
+    const nc = await connectNats(config, 'bench-floor');
+    const jsm = await jetstreamManager(nc);
+    const js = jetstream(nc);
+    const stream = tag.toUpperCase();
+    await jsm.streams.add({ name: stream, subjects: [`${tag}.s`], max_msgs: 10_000_000 });
+    await jsm.consumers.add(stream, { durable_name: 'c', ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All, max_ack_pending: 20_000 });
+    const payload = randomBytes(300);
+    try {
+      await measure('jetstream', ['nats-server'], async (untilMs) => {
+        // PubAcks on one shared inbox, as the ingress and the engine publish (engine/client).
+        const inbox = `${tag}.ack`;
+        let acked = 0;
+        let sent = 0;
+        let wake: (() => void) | null = null;
+        const sub = nc.subscribe(inbox, { callback: () => { acked++; wake?.(); } });
+        const consumer = await js.consumers.get(stream, 'c');
+        const messages = await consumer.consume({ max_messages: 1_000 });
+        let consumed = 0;
+        const reading = (async () => {
+          for await (const m of messages) {
+            m.ack();
+            consumed++;
+          }
+        })();
+        while (performance.now() < untilMs) {
+          while (sent - acked < WINDOW) {
+            nc.publish(`${tag}.s`, payload, { reply: inbox });
+            sent++;
+          }
+          await new Promise<void>((r) => { wake = r; });
+          wake = null;
+        }
+        while (acked < sent || consumed < sent) await new Promise((r) => setTimeout(r, 5));
+        await messages.close();
+        await reading;
+        sub.unsubscribe();
+        return consumed;
+      });
+      const reply = randomBytes(600);
+      await measure('core', ['nats-server'], async (untilMs) => {
+        let got = 0;
+        let sent = 0;
+        let wake: (() => void) | null = null;
+        const sub = nc.subscribe(`${tag}.r`, { callback: () => { got++; wake?.(); } });
+        await nc.flush();
+        while (performance.now() < untilMs) {
+          while (sent - got < WINDOW) {
+            nc.publish(`${tag}.r`, reply);
+            sent++;
+          }
+          await new Promise<void>((r) => { wake = r; });
+          wake = null;
+        }
+        while (got < sent) await new Promise((r) => setTimeout(r, 5));
+        sub.unsubscribe();
+        return got;
+      });
+    } finally {
+      await jsm.streams.delete(stream).catch(() => undefined);
+      await nc.close();
+    }
+  }
+
+  // pg-row: ledger rows in batches.
+  {
+    const pool = new pg.Pool({ connectionString: config.databaseUrl, max: PG_CONNECTIONS });
+    const table = `floor_${tag}`;
+    await pool.query(`CREATE TABLE ${table} (id bigserial PRIMARY KEY, event_id text NOT NULL, merchant_id text NOT NULL, ledger_account text NOT NULL,
+      currency text NOT NULL, amount bigint NOT NULL, kind text NOT NULL, created_at timestamptz NOT NULL)`);
+    await pool.query(`CREATE INDEX ON ${table} (merchant_id, ledger_account)`);
+    try {
+      let seq = 0;
+      await measure('pg-row', ['postgres'], async (untilMs) => {
+        let rows = 0;
+        await Promise.all(Array.from({ length: PG_CONNECTIONS }, async () => {
+          while (performance.now() < untilMs) {
+            const ids = Array.from({ length: PG_BATCH_ROWS }, () => `evt_${tag}_${++seq}`);
+            await pool.query(
+              `INSERT INTO ${table} (event_id, merchant_id, ledger_account, currency, amount, kind, created_at)
+               SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::timestamptz[])`,
+              [ids, ids.map((_, i) => `m${i % 1000}`), ids.map((_, i) => `wallet:w${i % 2}:available`), ids.map(() => 'CNY'),
+                ids.map((_, i) => (i % 2 === 0 ? -109 : 109)), ids.map(() => 'capture'), ids.map(() => new Date().toISOString())],
+            );
+            rows += PG_BATCH_ROWS;
+          }
+        }));
+        return rows;
+      });
+    } finally {
+      await pool.query(`DROP TABLE ${table}`);
+      await pool.end();
+    }
+  }
+
+  // A payment: one request; a claim, a hold and a stored response in Redis; a command and an event
+  // batch through JetStream; a decision back; a payment row, an event row and two postings.
+  const at = (s: Step) => results.get(s) ?? 0;
+  const floor = at('http') + 2 * at('lua') + at('set') + 2 * at('jetstream') + at('core') + 4 * at('pg-row');
+  console.log(JSON.stringify({
+    summary: true, duration_s: DURATION_S, cores: cpus().length,
+    floor_us_per_payment: floor,
+    composition: 'http + 2 lua + set + 2 jetstream + core + 4 pg-row',
+    payments_per_s_at_the_floor: Math.floor((cpus().length * 1_000_000) / floor),
+  }));
+} finally {
+  await stackDown(stack.started);
+}
 process.exit(0);
