@@ -75,6 +75,32 @@ async function windowed(untilMs: number, op: (i: number) => Promise<unknown>): P
   return done;
 }
 
+/**
+ * Publishes with `publish` while fewer than WINDOW are unanswered, until the deadline, then waits
+ * for every answer. `track(onAnswer)` subscribes to the answers and returns how to unsubscribe.
+ * Resolves with how many were sent.
+ */
+async function pumped(untilMs: number, publish: () => void, track: (onAnswer: () => void) => () => void): Promise<number> {
+  let answered = 0;
+  let sent = 0;
+  let wake: (() => void) | null = null;
+  const untrack = track(() => {
+    answered++;
+    wake?.();
+  });
+  while (performance.now() < untilMs) {
+    while (sent - answered < WINDOW) {
+      publish();
+      sent++;
+    }
+    await new Promise<void>((r) => { wake = r; });
+    wake = null;
+  }
+  while (answered < sent) await new Promise((r) => setTimeout(r, 5));
+  untrack();
+  return sent;
+}
+
 const stack = await stackUp({ log: (l) => console.error(`[stack] ${l}`) });
 const env = localEnv({ ...process.env, NATS_URL: stack.natsUrl, REDIS_URL: stack.redisUrl, DATABASE_URL: stack.databaseUrl });
 const config = loadConfig(env);
@@ -132,10 +158,6 @@ try {
       await measure('jetstream', ['nats-server'], async (untilMs) => {
         // PubAcks on one shared inbox, as the ingress and the engine publish (engine/client).
         const inbox = `${tag}.ack`;
-        let acked = 0;
-        let sent = 0;
-        let wake: (() => void) | null = null;
-        const sub = nc.subscribe(inbox, { callback: () => { acked++; wake?.(); } });
         const consumer = await js.consumers.get(stream, 'c');
         const messages = await consumer.consume({ max_messages: 1_000 });
         let consumed = 0;
@@ -145,38 +167,24 @@ try {
             consumed++;
           }
         })();
-        while (performance.now() < untilMs) {
-          while (sent - acked < WINDOW) {
-            nc.publish(`${tag}.s`, payload, { reply: inbox });
-            sent++;
-          }
-          await new Promise<void>((r) => { wake = r; });
-          wake = null;
-        }
-        while (acked < sent || consumed < sent) await new Promise((r) => setTimeout(r, 5));
+        const sent = await pumped(untilMs, () => nc.publish(`${tag}.s`, payload, { reply: inbox }), (onAnswer) => {
+          const sub = nc.subscribe(inbox, { callback: onAnswer });
+          return () => sub.unsubscribe();
+        });
+        while (consumed < sent) await new Promise((r) => setTimeout(r, 5));
         await messages.close();
         await reading;
-        sub.unsubscribe();
         return consumed;
       });
       const reply = randomBytes(600);
       await measure('core', ['nats-server'], async (untilMs) => {
-        let got = 0;
-        let sent = 0;
-        let wake: (() => void) | null = null;
-        const sub = nc.subscribe(`${tag}.r`, { callback: () => { got++; wake?.(); } });
-        await nc.flush();
-        while (performance.now() < untilMs) {
-          while (sent - got < WINDOW) {
-            nc.publish(`${tag}.r`, reply);
-            sent++;
-          }
-          await new Promise<void>((r) => { wake = r; });
-          wake = null;
-        }
-        while (got < sent) await new Promise((r) => setTimeout(r, 5));
-        sub.unsubscribe();
-        return got;
+        let onMessage = () => {};
+        const sub = nc.subscribe(`${tag}.r`, { callback: () => onMessage() });
+        await nc.flush(); // the subscription is in place before the first publish
+        return pumped(untilMs, () => nc.publish(`${tag}.r`, reply), (onAnswer) => {
+          onMessage = onAnswer;
+          return () => sub.unsubscribe();
+        });
       });
     } finally {
       await jsm.streams.delete(stream).catch(() => undefined);
