@@ -7,21 +7,24 @@ import type { IngressContext } from './context.ts';
 import { retryAfterS } from './rate-limit.ts';
 import { parseAuthorization, sign, signatureMatches, timestampInWindow } from './signature.ts';
 
+// Module level, not a closure per request: tsx (esbuild keepNames) wraps each closure it creates in
+// a __name call (docs/BENCHMARKS.md).
+function refuse(ctx: IngressContext, code: ErrorCode, detail?: string): never {
+  ctx.metrics.authFailures.labels(code).inc();
+  throw new ApiError(code, detail);
+}
+
 export async function authenticate(ctx: IngressContext, req: FastifyRequest, opts: { deferNonce: boolean } = { deferNonce: false }): Promise<Merchant> {
-  const fail = (code: ErrorCode, detail?: string): never => {
-    ctx.metrics.authFailures.labels(code).inc();
-    throw new ApiError(code, detail);
-  };
   const header: unknown = req.headers.authorization;
-  if (!header) return fail('auth.missing');
+  if (!header) return refuse(ctx, 'auth.missing');
   // Node keeps the first of repeated Authorization headers, but other paths (inject) may hand an array.
   const params = typeof header === 'string' ? parseAuthorization(header) : null;
-  if (!params) return fail('auth.malformed', 'expected PEAKPAY-HMAC-SHA256 merchant_id="…",timestamp="…",nonce="…",signature="…"');
+  if (!params) return refuse(ctx, 'auth.malformed', 'expected PEAKPAY-HMAC-SHA256 merchant_id="…",timestamp="…",nonce="…",signature="…"');
   const merchant = await ctx.merchants.get(params.merchant_id);
-  if (!merchant) return fail('auth.unknown_merchant');
-  if (!timestampInWindow(params.timestamp, Date.now())) return fail('auth.timestamp_out_of_window', 'timestamp must be within 300 s of the server clock');
+  if (!merchant) return refuse(ctx, 'auth.unknown_merchant');
+  if (!timestampInWindow(params.timestamp, Date.now())) return refuse(ctx, 'auth.timestamp_out_of_window', 'timestamp must be within 300 s of the server clock');
   const expected = sign(merchant.secret, req.method, req.url, params.timestamp, params.nonce, req.rawBody);
-  if (!signatureMatches(expected, params.signature)) return fail('auth.invalid_signature');
+  if (!signatureMatches(expected, params.signature)) return refuse(ctx, 'auth.invalid_signature');
   if (opts.deferNonce) {
     // Checked with the Idempotency-Key claim, in the same round-trip (idempotent() in http.ts). Until
     // then nothing is done: only validation runs, and a request refused there changes nothing either way.
@@ -30,7 +33,7 @@ export async function authenticate(ctx: IngressContext, req: FastifyRequest, opt
     // The nonce and the merchant's rate limit in one round-trip; a limited request keeps its nonce unused.
     refuseUnadmitted(ctx, await ctx.rateLimiter.merchant(merchant.id, params.nonce));
   }
-  if (merchant.status !== 'active') return fail('auth.merchant_disabled');
+  if (merchant.status !== 'active') return refuse(ctx, 'auth.merchant_disabled');
   return merchant;
 }
 

@@ -4,7 +4,7 @@
 // If the engine could not be reached (503), the record is kept as "retryable": the same request
 // may try again with the same key, and since the command id is derived from (key, request), the
 // retry cannot apply twice.
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { crockford26 } from '../engine/protocol/ids.ts';
 import type { Redis } from 'ioredis';
 import { merchantKeys, type MerchantKeys } from '../engine/redis/keys.ts';
@@ -21,7 +21,8 @@ export type Claim =
   | { state: 'mismatch' }
   | { state: 'done'; response: StoredResponse };
 
-const sha256 = (s: string | Buffer) => createHash('sha256').update(s).digest();
+// One-shot crypto.hash (Node ≥ 20.12): no Hash object per digest, ~1 µs less each, 3–4 a request.
+const sha256 = (s: string | Buffer): Buffer => hash('sha256', s, 'buffer');
 
 export function fingerprint(method: string, path: string, body: Buffer): string {
   return sha256(Buffer.concat([Buffer.from(`${method}\n${path}\n`), body])).toString('hex');

@@ -24,56 +24,60 @@ export const MERCHANT_ADJUSTMENTS = 'merchant:adjustments';
 export const channelClearing = (channel: string) => `channel:${channel}:clearing`;
 export const channelFees = (channel: string) => `channel:${channel}:fees`;
 
+function walletOf(accountId: string | null): string {
+  if (accountId === null) throw new Error('assertion: wallet effect without an account');
+  return accountId;
+}
+
+function channelOf(channel: string | null): string {
+  if (channel === null) throw new Error('assertion: channel effect without a channel');
+  return channel;
+}
+
 /** accountId: the wallet of wallet effects; channel: the channel of channel effects (assertions). */
 export function postingsFor(accountId: string | null, currency: Currency, effects: readonly Effect[], channel: string | null = null): Posting[] {
+  // No closures here: tsx (esbuild keepNames) wraps each one created per call in a __name call,
+  // and this runs once per payment in the engine (docs/BENCHMARKS.md).
   const out: Posting[] = [];
-  const wallet = (): string => {
-    if (accountId === null) throw new Error('assertion: wallet effect without an account');
-    return accountId;
-  };
-  const via = (): string => {
-    if (channel === null || channel === '') throw new Error('assertion: channel effect without a channel');
-    return channel;
-  };
-  const p = (kind: Posting['kind'], ledger_account: string, amount: number) => out.push({ kind, ledger_account, amount, currency });
+  const via = channel === '' ? null : channel;
   for (const [kind, amount] of effects) {
     assertMinorUnits(amount);
     switch (kind) {
       case 'hold':
-        p('hold', walletAvailable(wallet()), -amount);
-        p('hold', walletHeld(wallet()), amount);
+        out.push({ kind: 'hold', ledger_account: walletAvailable(walletOf(accountId)), amount: -amount, currency });
+        out.push({ kind: 'hold', ledger_account: walletHeld(walletOf(accountId)), amount, currency });
         break;
       case 'release':
-        p('release', walletHeld(wallet()), -amount);
-        p('release', walletAvailable(wallet()), amount);
+        out.push({ kind: 'release', ledger_account: walletHeld(walletOf(accountId)), amount: -amount, currency });
+        out.push({ kind: 'release', ledger_account: walletAvailable(walletOf(accountId)), amount, currency });
         break;
       case 'capture':
-        p('capture', walletHeld(wallet()), -amount);
-        p('capture', MERCHANT_SETTLEMENT, amount);
+        out.push({ kind: 'capture', ledger_account: walletHeld(walletOf(accountId)), amount: -amount, currency });
+        out.push({ kind: 'capture', ledger_account: MERCHANT_SETTLEMENT, amount, currency });
         break;
       case 'credit':
-        p('adjustment', MERCHANT_ADJUSTMENTS, -amount);
-        p('adjustment', walletAvailable(wallet()), amount);
+        out.push({ kind: 'adjustment', ledger_account: MERCHANT_ADJUSTMENTS, amount: -amount, currency });
+        out.push({ kind: 'adjustment', ledger_account: walletAvailable(walletOf(accountId)), amount, currency });
         break;
       case 'refund':
-        p('refund', MERCHANT_SETTLEMENT, -amount);
-        p('refund', walletAvailable(wallet()), amount);
+        out.push({ kind: 'refund', ledger_account: MERCHANT_SETTLEMENT, amount: -amount, currency });
+        out.push({ kind: 'refund', ledger_account: walletAvailable(walletOf(accountId)), amount, currency });
         break;
       case 'channel_capture':
-        p('channel_capture', channelClearing(via()), -amount);
-        p('channel_capture', MERCHANT_SETTLEMENT, amount);
+        out.push({ kind: 'channel_capture', ledger_account: channelClearing(channelOf(via)), amount: -amount, currency });
+        out.push({ kind: 'channel_capture', ledger_account: MERCHANT_SETTLEMENT, amount, currency });
         break;
       case 'topup':
-        p('topup', channelClearing(via()), -amount);
-        p('topup', walletAvailable(wallet()), amount);
+        out.push({ kind: 'topup', ledger_account: channelClearing(channelOf(via)), amount: -amount, currency });
+        out.push({ kind: 'topup', ledger_account: walletAvailable(walletOf(accountId)), amount, currency });
         break;
       case 'fee':
-        p('fee', MERCHANT_SETTLEMENT, -amount);
-        p('fee', channelFees(via()), amount);
+        out.push({ kind: 'fee', ledger_account: MERCHANT_SETTLEMENT, amount: -amount, currency });
+        out.push({ kind: 'fee', ledger_account: channelFees(channelOf(via)), amount, currency });
         break;
       case 'channel_refund':
-        p('channel_refund', MERCHANT_SETTLEMENT, -amount);
-        p('channel_refund', channelClearing(via()), amount);
+        out.push({ kind: 'channel_refund', ledger_account: MERCHANT_SETTLEMENT, amount: -amount, currency });
+        out.push({ kind: 'channel_refund', ledger_account: channelClearing(channelOf(via)), amount, currency });
         break;
       default: {
         const never: never = kind;
