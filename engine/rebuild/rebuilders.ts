@@ -147,7 +147,8 @@ export const accountsRebuilder: Rebuilder = {
           available: sum.get(`${avail}|*`) ?? 0,
           held: sum.get(`${held}|*`) ?? 0,
           credited: sum.get(`${avail}|adjustment`) ?? 0,
-          captured: -(sum.get(`${held}|capture`) ?? 0),
+          // Captured from the hold, or (an automatic capture, one transfer: engine/ledger/postings.ts) from available.
+          captured: -((sum.get(`${held}|capture`) ?? 0) + (sum.get(`${avail}|capture`) ?? 0)),
           refunded: sum.get(`${avail}|refund`) ?? 0,
           created_at_ms: safeInt(`created_at of account ${a.account_id}`, a.created_at_ms),
         };

@@ -1,7 +1,7 @@
 // From what Postgres holds (events with their bodies) back to what the Lua scripts keep in Redis:
 // the payment hash and the stored first result of a command (its op record).
 import { isDeepStrictEqual } from 'node:util';
-import { postingsFor } from '../ledger/postings.ts';
+import { postingsFor, walletAvailable } from '../ledger/postings.ts';
 import type { AccountSnapshot, EngineEvent, EventType, PaymentRecord, Posting } from '../protocol/events.ts';
 import type { Currency } from '../protocol/money.ts';
 import type { Payment } from '../protocol/payment.ts';
@@ -98,17 +98,22 @@ export function opResultOf(events: readonly EngineEvent[]): { result: OpResult; 
   const postings = events.flatMap((e) => e.postings);
   if (postings.length % 2 !== 0) throw new RebuildError(`command ${last.cmd_id}: odd number of postings`);
   const effects: Effect[] = [];
+  const accountId = (pay?.record.account_id as string | undefined) || last.account?.account_id || null;
   for (let i = 0; i < postings.length; i += 2) {
     const p = postings[i] as Posting;
+    // An automatic capture booked as one transfer out of available (engine/ledger/postings.ts) was
+    // a hold and its capture in Redis.
+    if (p.kind === 'capture' && accountId !== null && p.ledger_account === walletAvailable(accountId)) effects.push(['hold', -p.amount]);
     effects.push([EFFECT_OF_POSTING[p.kind], -p.amount]);
   }
   if (effects.length > 0) {
-    const accountId = (pay?.record.account_id as string | undefined) || last.account?.account_id || null;
     const currency = (pay?.record.currency ?? last.account?.currency) as Currency | undefined;
     const channel = (pay?.record.channel as string | undefined) || null;
     let derived: Posting[] | null = null;
     try {
-      derived = currency ? postingsFor(accountId, currency, effects, channel) : null;
+      // Events written before automatic captures were netted carry the hold's entries as well.
+      const asNow = currency ? postingsFor(accountId, currency, effects, channel) : null;
+      derived = asNow && !isDeepStrictEqual(asNow, postings) && currency ? postingsFor(accountId, currency, effects, channel, false) : asNow;
     } catch {
       derived = null; // an effect without its account or channel: not the postings of any effect list
     }

@@ -153,7 +153,7 @@ async function expectBalancesEqualLedger() {
         available: String(of(walletAvailable(a.id))),
         held: String(of(walletHeld(a.id))),
         credited: String(of(walletAvailable(a.id), 'adjustment')),
-        captured: String(-of(walletHeld(a.id), 'capture')),
+        captured: String(-of(walletHeld(a.id), 'capture') - of(walletAvailable(a.id), 'capture')),
       });
     }
   }

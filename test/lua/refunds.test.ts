@@ -4,7 +4,9 @@
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { PROTOCOL_VERSION, type CommandOf } from '../../engine/protocol/commands.ts';
-import { isBalanced } from '../../engine/ledger/postings.ts';
+import { isBalanced, postingsFor } from '../../engine/ledger/postings.ts';
+import { unpackRaw } from '../../engine/protocol/codec.ts';
+import { opResultOf } from '../../engine/rebuild/records.ts';
 import { ScriptCode } from '../../engine/redis/errors.ts';
 import type { MoneyStore } from '../../engine/redis/store.ts';
 import { outcomeOf } from '../../engine/shards/outcome.ts';
@@ -51,12 +53,29 @@ describe('the events of an automatic capture', () => {
     const o = outcomeOf(cmd, await store.createPayment(cmd, NOW), NOW);
     expect(o.events.map((e) => [e.type, e.payment?.status ?? null, 'payment_record' in e, e.postings.length])).toEqual([
       ['payment.authorized', null, false, 0],
-      ['payment.succeeded', 'succeeded', true, 4],
+      ['payment.succeeded', 'succeeded', true, 2],
+    ]);
+    // One transfer, available → merchant: nothing was ever held where anyone could see it.
+    expect(o.events[1]?.postings).toEqual([
+      { kind: 'capture', ledger_account: 'wallet:a1:available', amount: -2500, currency: 'CNY' },
+      { kind: 'capture', ledger_account: 'merchant:settlement', amount: 2500, currency: 'CNY' },
     ]);
     // A reader that needs the state on every event: the first gets its command's.
     const [first] = withCommandState(o.events);
     expect(first).toMatchObject({ type: 'payment.authorized', payment: o.payment, payment_record: o.events[1]?.payment_record });
     expect(o.events[1]?.payment_record).toMatchObject({ id: 'p9', status: 'succeeded', notify_url: 'https://shop.example/n', amount_captured: 2500 });
+  });
+
+  it('rebuilds the op record from the one transfer, and from the hold and capture entries of events written before', async () => {
+    const cmd = cmds.hold('p8', 'a1', 1200, { capture: 'automatic' });
+    const o = outcomeOf(cmd, await store.createPayment(cmd, NOW), NOW);
+    const stored = unpackRaw(Buffer.from((await redis.getBuffer(store.keys(M).op(cmd.cmd_id))) as Buffer)) as { effects: unknown };
+    expect(stored.effects).toEqual([['hold', 1200], ['capture', 1200]]);
+    const asNow = opResultOf(o.events);
+    expect(asNow.result.effects).toEqual(stored.effects);
+    const before = o.events.map((e) => (e.postings.length > 0 ? { ...e, postings: postingsFor('a1', 'CNY', [['hold', 1200], ['capture', 1200]], 'balance', false) } : e));
+    expect(before[1]?.postings).toHaveLength(4);
+    expect(opResultOf(before).result).toEqual(asNow.result);
   });
 });
 
