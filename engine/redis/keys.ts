@@ -47,20 +47,23 @@ export class MerchantKeys {
     this.riskUnused = `${base}risk:unused`;
   }
 
+  /** `<base><part>:<id>` for an id that must be a safe id (it comes from a command or a request). */
+  private checked(what: string, part: string, id: string): string {
+    assertSafe(what, id);
+    return `${this.base}${part}:${id}`;
+  }
+
   /** Hash: currency, available, held, credited, captured, refunded, created_at_ms. */
   account(accountId: string): string {
-    assertSafe('accountId', accountId);
-    return `${this.base}acct:${accountId}`;
+    return this.checked('accountId', 'acct', accountId);
   }
   /** Hash: the payment record (see includes/payment.lua for the fields). */
   payment(paymentId: string): string {
-    assertSafe('paymentId', paymentId);
-    return `${this.base}pay:${paymentId}`;
+    return this.checked('paymentId', 'pay', paymentId);
   }
   /** Hash: a refund (id, payment_id, account_id ('' for a channel refund), amount, currency, status, reason, created_at_ms); no TTL. */
   refund(refundId: string): string {
-    assertSafe('refundId', refundId);
-    return `${this.base}refund:${refundId}`;
+    return this.checked('refundId', 'refund', refundId);
   }
   /** String: out_trade_no → payment id; no TTL (unique per merchant for ever). */
   outTradeNo(outTradeNo: string): string {
@@ -68,13 +71,11 @@ export class MerchantKeys {
   }
   /** String: the stored first result of an op (command) id, msgpack; TTL = op retention. */
   op(opId: string): string {
-    assertSafe('opId', opId);
-    return `${this.base}op:${opId}`;
+    return this.checked('opId', 'op', opId);
   }
   /** String: JSON {cmd_id, payment} of a create the ingress answered 202 before the engine decided it (ingress/queued.ts). */
   queued(paymentId: string): string {
-    assertSafe('paymentId', paymentId);
-    return `${this.base}queued:${paymentId}`;
+    return this.checked('paymentId', 'queued', paymentId);
   }
   /** String: the payment id of the first create answered 202 for an out_trade_no, until the engine decides (ingress/queued.ts). */
   queuedOutTradeNo(outTradeNo: string): string {
