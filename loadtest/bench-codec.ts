@@ -14,19 +14,17 @@ const { encode } = await import('./engine/protocol/codec.ts');
 // The payment.succeeded of an automatic capture, as the engine makes it (engine/shards/outcome.ts).
 const now = 1795878988005;
 const event = {
-  v: 1, id: 'evt_cmd_Q2VYR1N5WJ6K0HDEFGHJKMNPQR_1', type: 'payment.succeeded', merchant_id: 'mch_7Q2VYR1N5W', cmd_id: 'cmd_Q2VYR1N5WJ6K0HDEFGHJKMNPQR', ts_ms: now,
+  v: 1, id: 'evt_cmd_Q2VYR1N5WJ6K0HDEFGHJKMNPQR_0', type: 'payment.succeeded', merchant_id: 'mch_7Q2VYR1N5W', cmd_id: 'cmd_Q2VYR1N5WJ6K0HDEFGHJKMNPQR', ts_ms: now,
   payment: { id: 'pay_Q2VYR1N5WJ6K0HDEFGHJKMNPQR', merchant_id: 'mch_7Q2VYR1N5W', out_trade_no: 'ORD20261128000123', amount: 1999, currency: 'CNY',
     amount_captured: 1999, amount_refunded: 0, method: 'balance', channel: 'balance', scene: 'pc', subject: 'Game card 100', account_id: 'wallet_buyer_42',
     status: 'succeeded', failure: null, next_action: null, buyer: null, metadata: null, hold_expires_at: null,
     created_at: '2026-11-28T15:16:28.005Z', updated_at: '2026-11-28T15:16:28.005Z', version: 1 },
   account: { account_id: 'wallet_buyer_42', currency: 'CNY', available: 98001, held: 0 },
   postings: [
-    { kind: 'hold', ledger_account: 'wallet:wallet_buyer_42:available', amount: -1999, currency: 'CNY' },
-    { kind: 'hold', ledger_account: 'wallet:wallet_buyer_42:held', amount: 1999, currency: 'CNY' },
-    { kind: 'capture', ledger_account: 'wallet:wallet_buyer_42:held', amount: -1999, currency: 'CNY' },
+    { kind: 'capture', ledger_account: 'wallet:wallet_buyer_42:available', amount: -1999, currency: 'CNY' },
     { kind: 'capture', ledger_account: 'merchant:settlement', amount: 1999, currency: 'CNY' },
   ],
-  memo: null, result_code: 0, cmd_events: 2,
+  memo: null, result_code: 0, cmd_events: 1,
   payment_record: { id: 'pay_Q2VYR1N5WJ6K0HDEFGHJKMNPQR', merchant_id: 'mch_7Q2VYR1N5W', out_trade_no: 'ORD20261128000123', amount: 1999,
     currency: 'CNY', amount_captured: 1999, amount_refunded: 0, method: 'balance', channel: 'balance', account_id: 'wallet_buyer_42', scene: 'pc',
     subject: 'Game card 100', buyer: '', metadata: '', notify_url: 'https://shop.example/notify', status: 'succeeded', failure_code: '',

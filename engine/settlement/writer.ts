@@ -12,6 +12,40 @@ export type StoredEvent = { seq: number; event: EngineEvent };
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
+/** An event id already in Postgres for another event: a redelivery would be dropped and with it its postings. */
+export class EventIdReusedError extends Error {
+  override name = 'EventIdReusedError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+export const isEventIdReusedError = (err: unknown): err is EventIdReusedError => err instanceof EventIdReusedError;
+
+/**
+ * The events of the batch already in Postgres (a redelivery) must be the same events: same type,
+ * same command. Else ON CONFLICT DO NOTHING would drop an event that was never written, postings
+ * included (e.g. a command re-run under scripts of another event layout). Refused loudly: the
+ * batch rolls back and is retried, and the settlement lag grows until an operator looks. Costs a
+ * query only when a batch holds redelivered events.
+ */
+async function assertSameEvents(client: pg.PoolClient, seen: readonly StoredEvent[]): Promise<void> {
+  if (seen.length === 0) return;
+  const stored = await client.query<{ id: string; type: string; cmd_id: string }>({
+    name: 'settle-seen-events',
+    text: 'SELECT id, type, cmd_id FROM events WHERE id = ANY($1::text[])',
+    values: [seen.map((s) => s.event.id)],
+  });
+  const byId = new Map(stored.rows.map((r) => [r.id, r]));
+  for (const { event } of seen) {
+    const row = byId.get(event.id);
+    if (!row || row.type !== event.type || row.cmd_id !== event.cmd_id) {
+      throw new EventIdReusedError(
+        `event ${event.id} (${event.type} of ${event.cmd_id}) is in Postgres as ${row ? `${row.type} of ${row.cmd_id}` : 'nothing'}`,
+      );
+    }
+  }
+}
+
 export async function writeEvents(pool: pg.Pool, delivered: readonly StoredEvent[]): Promise<{ inserted: number }> {
   // A redelivery can put the same event twice into one batch; ON CONFLICT only guards against rows
   // already in the table, so keep one copy here.
@@ -47,6 +81,7 @@ export async function writeEvents(pool: pg.Pool, delivered: readonly StoredEvent
       values: [JSON.stringify(eventRows)],
     });
     const fresh = new Set(res.rows.map((r) => r.id));
+    await assertSameEvents(client, batch.filter((b) => !fresh.has(b.event.id)));
     const events = hydrated.filter((e) => fresh.has(e.id));
     const freshStored = batch.flatMap((b, i) => (fresh.has(b.event.id) ? [{ seq: b.seq, event: hydrated[i] as EngineEvent }] : []));
 

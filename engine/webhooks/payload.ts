@@ -2,8 +2,9 @@
 //
 // Body (API.md): { "id": "evt_…", "type": "payment.succeeded", "created_at": ISO-8601, "data": … }
 //   payment.* events: data = the Payment after the command that emitted the event (API.md's Payment).
-//     A command that emits two events (an automatic capture: payment.authorized then
-//     payment.succeeded) shows the same, final Payment in both.
+//     An automatic capture is one payment.succeeded (scripts v8). A command of the event log that
+//     emitted two (v7's automatic capture: payment.authorized then payment.succeeded) shows the
+//     same, final Payment in both.
 //   refund.succeeded / refund.failed: data = the Refund (it names its payment_id), as GET /v1/refunds/{id}
 //     shows it. refund.failed: a channel refused a refund of a channel payment (nothing was refunded).
 // The id is the event's id (evt_<cmd_id>_<n>): the same at every attempt and every resend, so a

@@ -51,6 +51,21 @@ describe('settlement writer', () => {
     expect(await balance(m)).toBe(150);
   });
 
+  it('refuses a different event under an id already written (its postings would be dropped), and writes nothing of its batch', async () => {
+    const m = uniqueId('m');
+    const id = uniqueId('evt');
+    await writeEvents(pool, [{ seq: 1, event: credit(m, id, 100) }]);
+    const other = { ...credit(m, id, 300), type: 'payment.succeeded' as const };
+    const neighbour = credit(m, uniqueId('evt'), 5);
+    await expect(writeEvents(pool, [{ seq: 2, event: neighbour }, { seq: 3, event: other }])).rejects.toThrow(
+      expect.objectContaining({ name: 'EventIdReusedError', message: expect.stringMatching(/is in Postgres as account.credited/) }),
+    );
+    expect(await balance(m)).toBe(100);
+    // The same event again is a redelivery: nothing new, no error.
+    expect((await writeEvents(pool, [{ seq: 4, event: credit(m, id, 100) }])).inserted).toBe(0);
+    expect(await balance(m)).toBe(100);
+  });
+
   it('refuses an unbalanced event and writes nothing of its batch', async () => {
     const m = uniqueId('m');
     const bad = { ...credit(m, uniqueId('evt'), 10), postings: [{ kind: 'adjustment' as const, ledger_account: 'wallet:acc:available', amount: 10, currency: 'CNY' as const }] };

@@ -9,8 +9,8 @@ import { unpackRaw } from '../../engine/protocol/codec.ts';
 import { opResultOf } from '../../engine/rebuild/records.ts';
 import { ScriptCode } from '../../engine/redis/errors.ts';
 import type { MoneyStore } from '../../engine/redis/store.ts';
-import { outcomeOf } from '../../engine/shards/outcome.ts';
-import { withCommandState } from '../../engine/protocol/events.ts';
+import { eventId, outcomeOf } from '../../engine/shards/outcome.ts';
+import { withCommandState, type EngineEvent } from '../../engine/protocol/events.ts';
 import { cmds, freshStore, M, opId, redisClient } from './redis-fixture.ts';
 
 const NOW = 1_764_300_000_000;
@@ -48,34 +48,44 @@ const paid = async (id: string, amount: number) => {
 };
 
 describe('the events of an automatic capture', () => {
-  it('payment.authorized then payment.succeeded; only the last carries the payment, its record and the postings', async () => {
+  /** The same command as scripts v7 emitted it: a payment.authorized stub, then payment.succeeded with the state and hold + capture entries. */
+  const asBeforeV8 = (e: EngineEvent, amount: number): EngineEvent[] => [
+    { ...e, id: eventId(e.cmd_id, 0), type: 'payment.authorized', payment: null, postings: [], cmd_events: 2, payment_record: undefined },
+    { ...e, id: eventId(e.cmd_id, 1), cmd_events: 2, postings: postingsFor('a1', 'CNY', [['hold', amount], ['capture', amount]], 'balance', false) },
+  ];
+
+  it('is one payment.succeeded, carrying the payment, its record and one transfer from available to the merchant', async () => {
     const cmd = { ...cmds.hold('p9', 'a1', 2500, { capture: 'automatic' }), notify_url: 'https://shop.example/n' };
     const o = outcomeOf(cmd, await store.createPayment(cmd, NOW), NOW);
-    expect(o.events.map((e) => [e.type, e.payment?.status ?? null, 'payment_record' in e, e.postings.length])).toEqual([
-      ['payment.authorized', null, false, 0],
-      ['payment.succeeded', 'succeeded', true, 2],
+    expect(o.events.map((e) => [e.id, e.type, e.payment?.status ?? null, 'payment_record' in e, e.cmd_events])).toEqual([
+      [eventId(cmd.cmd_id, 0), 'payment.succeeded', 'succeeded', true, 1],
     ]);
-    // One transfer, available → merchant: nothing was ever held where anyone could see it.
-    expect(o.events[1]?.postings).toEqual([
+    // Nothing was ever held where anyone could see it.
+    expect(o.events[0]?.postings).toEqual([
       { kind: 'capture', ledger_account: 'wallet:a1:available', amount: -2500, currency: 'CNY' },
       { kind: 'capture', ledger_account: 'merchant:settlement', amount: 2500, currency: 'CNY' },
     ]);
-    // A reader that needs the state on every event: the first gets its command's.
-    const [first] = withCommandState(o.events);
-    expect(first).toMatchObject({ type: 'payment.authorized', payment: o.payment, payment_record: o.events[1]?.payment_record });
-    expect(o.events[1]?.payment_record).toMatchObject({ id: 'p9', status: 'succeeded', notify_url: 'https://shop.example/n', amount_captured: 2500 });
+    expect(o.events[0]?.payment_record).toMatchObject({ id: 'p9', status: 'succeeded', notify_url: 'https://shop.example/n', amount_captured: 2500 });
   });
 
-  it('rebuilds the op record from the one transfer, and from the hold and capture entries of events written before', async () => {
+  it('events written before v8 (a stub, then the state): a reader that needs the state on every event gives the stub its command\'s', async () => {
+    const cmd = cmds.hold('p7', 'a1', 700, { capture: 'automatic' });
+    const o = outcomeOf(cmd, await store.createPayment(cmd, NOW), NOW);
+    const old = asBeforeV8(o.events[0] as EngineEvent, 700);
+    const [first] = withCommandState(old);
+    expect(first).toMatchObject({ type: 'payment.authorized', payment: o.payment, payment_record: old[1]?.payment_record });
+  });
+
+  it('rebuilds the op record from the one event, and from the two events of scripts v7 as v7 stored it', async () => {
     const cmd = cmds.hold('p8', 'a1', 1200, { capture: 'automatic' });
     const o = outcomeOf(cmd, await store.createPayment(cmd, NOW), NOW);
-    const stored = unpackRaw(Buffer.from((await redis.getBuffer(store.keys(M).op(cmd.cmd_id))) as Buffer)) as { effects: unknown };
-    expect(stored.effects).toEqual([['hold', 1200], ['capture', 1200]]);
+    const stored = unpackRaw(Buffer.from((await redis.getBuffer(store.keys(M).op(cmd.cmd_id))) as Buffer)) as { effects: unknown; events: unknown };
+    expect(stored).toMatchObject({ effects: [['hold', 1200], ['capture', 1200]], events: ['payment.succeeded'] });
     const asNow = opResultOf(o.events);
-    expect(asNow.result.effects).toEqual(stored.effects);
-    const before = o.events.map((e) => (e.postings.length > 0 ? { ...e, postings: postingsFor('a1', 'CNY', [['hold', 1200], ['capture', 1200]], 'balance', false) } : e));
-    expect(before[1]?.postings).toHaveLength(4);
-    expect(opResultOf(before).result).toEqual(asNow.result);
+    expect(asNow.result).toMatchObject({ effects: stored.effects, events: stored.events });
+    const old = asBeforeV8(o.events[0] as EngineEvent, 1200);
+    expect(old[1]?.postings).toHaveLength(4);
+    expect(opResultOf(old).result).toEqual({ ...asNow.result, events: ['payment.authorized', 'payment.succeeded'] });
   });
 });
 

@@ -298,7 +298,7 @@ describe('unusual hours → requires_action → verify', () => {
     const v = await store.verifyPayment(verifyCmd(h.payment?.id as string), localOne + 1);
     expect(v.payment).toMatchObject({ status: 'succeeded', amount_captured: 3_000, hold_amount: 0 });
     expect(v.effects).toEqual([['capture', 3_000]]);
-    expect(v.events).toEqual(['payment.authorized', 'payment.succeeded']);
+    expect(v.events).toEqual(['payment.succeeded']);
     expect(await balance()).toMatchObject({ available: FUNDS - 3_000, held: 0 });
     expect(await redis.zcard(store.keys(M).holdsExpiring)).toBe(0);
   });

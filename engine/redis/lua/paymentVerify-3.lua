@@ -2,7 +2,8 @@
   Verify a payment the risk rules challenged (requires_action, e.g. created in the merchant's
   unusual hours): the merchant confirms the buyer passed its second verification. The funds are
   already held, so this cannot fail for lack of funds: capture "manual" → authorized (the hold
-  keeps its deadline); capture "automatic" → the hold is posted at once → succeeded.
+  keeps its deadline); capture "automatic" → the hold is posted at once → succeeded (one event,
+  payment.succeeded, as paymentCreate's automatic capture).
   A hold past its deadline cannot be verified: it is expired here and then (HOLD_EXPIRED), as
   paymentCapture does, and its amount given back to the buyer's daily risk total on the same day.
 
@@ -55,5 +56,5 @@ touchPayment(KEYS[1], pay, nowMs, { status = 'succeeded', amount_captured = hold
 
 return opStore(KEYS[3], ARGV[1], {
   code = 0, payment = pay, account = accountView(pay.account_id, acct),
-  effects = { { 'capture', hold } }, events = { 'payment.authorized', 'payment.succeeded' },
+  effects = { { 'capture', hold } }, events = { 'payment.succeeded' },
 })
