@@ -37,7 +37,7 @@ function channelOf(channel: string | null): string {
 /** accountId: the wallet of wallet effects; channel: the channel of channel effects (assertions). */
 export function postingsFor(
   accountId: string | null, currency: Currency, effects: readonly Effect[], channel: string | null = null,
-  /** false: an automatic capture as hold and capture entries, as events written before session 15 carry it (engine/rebuild). */
+  /** false: an automatic capture as hold and capture entries, as older events of the log carry it (engine/rebuild). */
   netAutomaticCapture = true,
 ): Posting[] {
   // No closures here: tsx (esbuild keepNames) wraps each one created per call in a __name call,
