@@ -35,29 +35,13 @@ function channelOf(channel: string | null): string {
 }
 
 /** accountId: the wallet of wallet effects; channel: the channel of channel effects (assertions). */
-export function postingsFor(
-  accountId: string | null, currency: Currency, effects: readonly Effect[], channel: string | null = null,
-  /** false: an automatic capture as hold and capture entries, as older events of the log carry it (engine/rebuild). */
-  netAutomaticCapture = true,
-): Posting[] {
+export function postingsFor(accountId: string | null, currency: Currency, effects: readonly Effect[], channel: string | null = null): Posting[] {
   // No closures here: tsx (esbuild keepNames) wraps each one created per call in a __name call,
   // and this runs once per payment in the engine (docs/BENCHMARKS.md).
   const out: Posting[] = [];
   const via = channel === '' ? null : channel;
-  for (let i = 0; i < effects.length; i++) {
-    const [kind, amount] = effects[i] as Effect;
+  for (const [kind, amount] of effects) {
     assertMinorUnits(amount);
-    const next = effects[i + 1];
-    if (netAutomaticCapture && kind === 'hold' && next !== undefined && next[0] === 'capture' && next[1] === amount) {
-      // An automatic capture: held and captured in the same script, so nothing was ever held where
-      // anyone could see it. One transfer, as TigerBeetle books a single-phase transfer, instead of
-      // a pending one posted at once: two ledger rows a payment instead of four (docs/BENCHMARKS.md).
-      // held goes up and down by the same amount, so every balance is the same either way.
-      out.push({ kind: 'capture', ledger_account: walletAvailable(walletOf(accountId)), amount: -amount, currency });
-      out.push({ kind: 'capture', ledger_account: MERCHANT_SETTLEMENT, amount, currency });
-      i++;
-      continue;
-    }
     switch (kind) {
       case 'hold':
         out.push({ kind: 'hold', ledger_account: walletAvailable(walletOf(accountId)), amount: -amount, currency });
@@ -69,6 +53,14 @@ export function postingsFor(
         break;
       case 'capture':
         out.push({ kind: 'capture', ledger_account: walletHeld(walletOf(accountId)), amount: -amount, currency });
+        out.push({ kind: 'capture', ledger_account: MERCHANT_SETTLEMENT, amount, currency });
+        break;
+      case 'sale':
+        // An automatic capture: held and captured in the same script, so never held where anyone
+        // could see it. One transfer, as TigerBeetle books a single-phase transfer, instead of a
+        // pending one posted at once: two ledger rows a payment instead of four. Posting kind
+        // capture, out of available. (Events of scripts v7 carry hold + capture entries instead.)
+        out.push({ kind: 'capture', ledger_account: walletAvailable(walletOf(accountId)), amount: -amount, currency });
         out.push({ kind: 'capture', ledger_account: MERCHANT_SETTLEMENT, amount, currency });
         break;
       case 'credit':

@@ -101,19 +101,16 @@ export function opResultOf(events: readonly EngineEvent[]): { result: OpResult; 
   const accountId = (pay?.record.account_id as string | undefined) || last.account?.account_id || null;
   for (let i = 0; i < postings.length; i += 2) {
     const p = postings[i] as Posting;
-    // An automatic capture booked as one transfer out of available (engine/ledger/postings.ts) was
-    // a hold and its capture in Redis.
-    if (p.kind === 'capture' && accountId !== null && p.ledger_account === walletAvailable(accountId)) effects.push(['hold', -p.amount]);
-    effects.push([EFFECT_OF_POSTING[p.kind], -p.amount]);
+    // A capture out of available is a sale (an automatic capture, engine/ledger/postings.ts).
+    const sale = p.kind === 'capture' && accountId !== null && p.ledger_account === walletAvailable(accountId);
+    effects.push([sale ? 'sale' : EFFECT_OF_POSTING[p.kind], -p.amount]);
   }
   if (effects.length > 0) {
     const currency = (pay?.record.currency ?? last.account?.currency) as Currency | undefined;
     const channel = (pay?.record.channel as string | undefined) || null;
     let derived: Posting[] | null = null;
     try {
-      // Events written before automatic captures were netted carry the hold's entries as well.
-      const asNow = currency ? postingsFor(accountId, currency, effects, channel) : null;
-      derived = asNow && !isDeepStrictEqual(asNow, postings) && currency ? postingsFor(accountId, currency, effects, channel, false) : asNow;
+      derived = currency ? postingsFor(accountId, currency, effects, channel) : null;
     } catch {
       derived = null; // an effect without its account or channel: not the postings of any effect list
     }

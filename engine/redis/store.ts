@@ -17,7 +17,8 @@ import {
   blacklistChangeSchema, effectiveFromLua, luaRiskSettingsSchema, settingsToFields, type RiskChange,
 } from '../risk/settings.ts';
 
-export const EFFECT_KINDS = ['hold', 'release', 'capture', 'credit', 'refund', 'channel_capture', 'topup', 'fee', 'channel_refund'] as const;
+/** sale: an automatic capture, held and captured in the same script (one transfer, engine/ledger/postings.ts). */
+export const EFFECT_KINDS = ['hold', 'release', 'capture', 'sale', 'credit', 'refund', 'channel_capture', 'topup', 'fee', 'channel_refund'] as const;
 const effectSchema = z.tuple([z.enum(EFFECT_KINDS), z.number().int().positive()]);
 export type Effect = z.infer<typeof effectSchema>;
 

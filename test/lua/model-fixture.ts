@@ -214,16 +214,16 @@ export function predict(m: Model, cmd: MoneyCommand): Prediction {
         events = ['payment.failed'];
       } else {
         a.available -= cmd.amount;
-        a.held += cmd.amount;
-        effects.push(['hold', cmd.amount]);
         if (cmd.capture === 'automatic') {
-          a.held -= cmd.amount;
+          // Never held: one transfer, available → captured (effect sale, scripts v8).
           a.captured += cmd.amount;
-          effects.push(['capture', cmd.amount]);
+          effects.push(['sale', cmd.amount]);
           Object.assign(p, { status: 'succeeded', amount_captured: cmd.amount });
           // One event since scripts v8: the hold was never visible (paymentCreate-10.lua).
           events = ['payment.succeeded'];
         } else {
+          a.held += cmd.amount;
+          effects.push(['hold', cmd.amount]);
           Object.assign(p, { hold_amount: cmd.amount, hold_expires_at_ms: now + cmd.hold_ttl_s * 1000 });
           events = ['payment.authorized'];
         }
@@ -356,6 +356,7 @@ export function applyEffects(b: Balances, effects: readonly Effect[]): Balances 
   for (const [kind, n] of effects) {
     if (kind === 'hold') { out.available -= n; out.held += n; }
     else if (kind === 'capture') { out.held -= n; out.captured += n; }
+    else if (kind === 'sale') { out.available -= n; out.captured += n; }
     else if (kind === 'release') { out.held -= n; out.available += n; }
     else if (kind === 'refund') { out.available += n; out.refunded += n; }
     else { out.available += n; out.credited += n; }

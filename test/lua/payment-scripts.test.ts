@@ -70,7 +70,7 @@ describe('holds', () => {
     expect(r.payment).toMatchObject({ status: 'succeeded', amount_captured: 2500 });
     // One event: nobody ever saw the payment authorized (the hold and its capture are one call).
     expect(r.events).toEqual(['payment.succeeded']);
-    expect(r.effects).toEqual([['hold', 2500], ['capture', 2500]]);
+    expect(r.effects).toEqual([['sale', 2500]]);
     expect(await balance()).toMatchObject({ available: 7500, held: 0 });
   });
 

@@ -51,7 +51,7 @@ describe('the events of an automatic capture', () => {
   /** The same command as scripts v7 emitted it: a payment.authorized stub, then payment.succeeded with the state and hold + capture entries. */
   const asBeforeV8 = (e: EngineEvent, amount: number): EngineEvent[] => [
     { ...e, id: eventId(e.cmd_id, 0), type: 'payment.authorized', payment: null, postings: [], cmd_events: 2, payment_record: undefined },
-    { ...e, id: eventId(e.cmd_id, 1), cmd_events: 2, postings: postingsFor('a1', 'CNY', [['hold', amount], ['capture', amount]], 'balance', false) },
+    { ...e, id: eventId(e.cmd_id, 1), cmd_events: 2, postings: postingsFor('a1', 'CNY', [['hold', amount], ['capture', amount]], 'balance') },
   ];
 
   it('is one payment.succeeded, carrying the payment, its record and one transfer from available to the merchant', async () => {
@@ -80,12 +80,12 @@ describe('the events of an automatic capture', () => {
     const cmd = cmds.hold('p8', 'a1', 1200, { capture: 'automatic' });
     const o = outcomeOf(cmd, await store.createPayment(cmd, NOW), NOW);
     const stored = unpackRaw(Buffer.from((await redis.getBuffer(store.keys(M).op(cmd.cmd_id))) as Buffer)) as { effects: unknown; events: unknown };
-    expect(stored).toMatchObject({ effects: [['hold', 1200], ['capture', 1200]], events: ['payment.succeeded'] });
+    expect(stored).toMatchObject({ effects: [['sale', 1200]], events: ['payment.succeeded'] });
     const asNow = opResultOf(o.events);
     expect(asNow.result).toMatchObject({ effects: stored.effects, events: stored.events });
     const old = asBeforeV8(o.events[0] as EngineEvent, 1200);
     expect(old[1]?.postings).toHaveLength(4);
-    expect(opResultOf(old).result).toEqual({ ...asNow.result, events: ['payment.authorized', 'payment.succeeded'] });
+    expect(opResultOf(old).result).toEqual({ ...asNow.result, effects: [['hold', 1200], ['capture', 1200]], events: ['payment.authorized', 'payment.succeeded'] });
   });
 });
 

@@ -1,6 +1,7 @@
 --[[
   Create a payment. For method "balance": hold the amount on the buyer's wallet (a pending
-  transfer, as in TigerBeetle) and, for capture "automatic", post it at once. An unfunded hold is
+  transfer, as in TigerBeetle), or for capture "automatic" capture it at once (a single-phase
+  transfer: effect 'sale', one event payment.succeeded). An unfunded hold is
   not an error: the payment is recorded as failed (balance.insufficient_funds), so the out_trade_no
   is spent and the storefront sees why.
 
@@ -144,21 +145,22 @@ elseif acct.available < amount then
   events[1] = 'payment.failed'
 else
   acct.available = redis.call('HINCRBY', KEYS[3], 'available', -amount)
-  acct.held = redis.call('HINCRBY', KEYS[3], 'held', amount)
-  effects[#effects + 1] = { 'hold', amount }
   pay.risk_counted = riskRecord(settings, rk, buyer, amount, currency, nowMs, pay.id)
   if pay.risk_counted > 0 then pay.risk_cap_key = KEYS[8] end
   if inUnusualHours(localMinute(nowMs), settings.unusual_hours) then
     -- Held so that a verified payment cannot fail for lack of funds; it expires like any hold.
     pay.status = 'requires_action'
+    acct.held = redis.call('HINCRBY', KEYS[3], 'held', amount)
+    effects[#effects + 1] = { 'hold', amount }
     pay.hold_amount = amount
     pay.hold_expires_at_ms = nowMs + tonumber(ARGV[11])
     redis.call('ZADD', KEYS[4], pay.hold_expires_at_ms, pay.id)
     events[1] = 'payment.requires_action'
   elseif ARGV[10] == 'automatic' then
-    acct.held = redis.call('HINCRBY', KEYS[3], 'held', -amount)
+    -- Held and captured in this one call, so never held: available → captured, and the ledger
+    -- books one transfer (effect 'sale', engine/ledger/postings.ts), as TigerBeetle a single-phase one.
     redis.call('HINCRBY', KEYS[3], 'captured', amount)
-    effects[#effects + 1] = { 'capture', amount }
+    effects[#effects + 1] = { 'sale', amount }
     pay.status = 'succeeded'
     pay.amount_captured = amount
     -- One event: the payment was never authorized where anyone could see it (the answer already
@@ -167,6 +169,8 @@ else
     -- payment.authorized then payment.succeeded; stored op records replay what they stored.
     events[1] = 'payment.succeeded'
   else
+    acct.held = redis.call('HINCRBY', KEYS[3], 'held', amount)
+    effects[#effects + 1] = { 'hold', amount }
     pay.hold_amount = amount
     pay.hold_expires_at_ms = nowMs + tonumber(ARGV[11])
     redis.call('ZADD', KEYS[4], pay.hold_expires_at_ms, pay.id)
