@@ -56,8 +56,8 @@ export function postingsFor(accountId: string | null, currency: Currency, effect
         out.push({ kind: 'capture', ledger_account: MERCHANT_SETTLEMENT, amount, currency });
         break;
       case 'sale':
-        // An automatic capture: held and captured in the same script, so never held where anyone
-        // could see it. One transfer, as TigerBeetle books a single-phase transfer, instead of a
+        // An automatic capture: captured in the script call that checked the funds, so never
+        // held. One transfer, as TigerBeetle books a single-phase transfer, instead of a
         // pending one posted at once: two ledger rows a payment instead of four. Posting kind
         // capture, out of available. (Events of scripts v7 carry hold + capture entries instead.)
         out.push({ kind: 'capture', ledger_account: walletAvailable(walletOf(accountId)), amount: -amount, currency });

@@ -147,18 +147,22 @@ else
   acct.available = redis.call('HINCRBY', KEYS[3], 'available', -amount)
   pay.risk_counted = riskRecord(settings, rk, buyer, amount, currency, nowMs, pay.id)
   if pay.risk_counted > 0 then pay.risk_cap_key = KEYS[8] end
-  if inUnusualHours(localMinute(nowMs), settings.unusual_hours) then
-    -- Held so that a verified payment cannot fail for lack of funds; it expires like any hold.
-    pay.status = 'requires_action'
+  -- A pending transfer: available → held until captured, canceled or expired.
+  local function hold()
     acct.held = redis.call('HINCRBY', KEYS[3], 'held', amount)
     effects[#effects + 1] = { 'hold', amount }
     pay.hold_amount = amount
     pay.hold_expires_at_ms = nowMs + tonumber(ARGV[11])
     redis.call('ZADD', KEYS[4], pay.hold_expires_at_ms, pay.id)
+  end
+  if inUnusualHours(localMinute(nowMs), settings.unusual_hours) then
+    -- Held so that a verified payment cannot fail for lack of funds; it expires like any hold.
+    pay.status = 'requires_action'
+    hold()
     events[1] = 'payment.requires_action'
   elseif ARGV[10] == 'automatic' then
-    -- Held and captured in this one call, so never held: available → captured, and the ledger
-    -- books one transfer (effect 'sale', engine/ledger/postings.ts), as TigerBeetle a single-phase one.
+    -- Captured in the call that checked the funds, so never held: available → captured, and the
+    -- ledger books one transfer (effect 'sale', engine/ledger/postings.ts), as TigerBeetle a single-phase one.
     redis.call('HINCRBY', KEYS[3], 'captured', amount)
     effects[#effects + 1] = { 'sale', amount }
     pay.status = 'succeeded'
@@ -169,11 +173,7 @@ else
     -- payment.authorized then payment.succeeded; stored op records replay what they stored.
     events[1] = 'payment.succeeded'
   else
-    acct.held = redis.call('HINCRBY', KEYS[3], 'held', amount)
-    effects[#effects + 1] = { 'hold', amount }
-    pay.hold_amount = amount
-    pay.hold_expires_at_ms = nowMs + tonumber(ARGV[11])
-    redis.call('ZADD', KEYS[4], pay.hold_expires_at_ms, pay.id)
+    hold()
     events[1] = 'payment.authorized'
   end
 end
