@@ -3,6 +3,7 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { parseSchedule, WEBHOOK_RETRY_SCHEDULE_MS } from './webhooks/schedule.ts';
+import { IDEMPOTENCY_TTL_S } from './redis/keys.ts';
 
 const intFrom = (min: number, max: number, fallback: number) =>
   z.coerce.number().int().min(min).max(max).default(fallback);
@@ -31,7 +32,8 @@ const envSchema = z.object({
   // and the engine work the queue off after it.
   PEAKPAY_BACKGROUND_NICE: intFrom(0, 19, 0),
   PEAKPAY_ENGINE_ID: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).default(`${hostname().replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 40)}-${process.pid}`),
-  PEAKPAY_OP_TTL_S: intFrom(3600, 90 * 86400, 7 * 86400),
+  // At least IDEMPOTENCY_TTL_S: an Idempotency-Key the engine completed replays its op record.
+  PEAKPAY_OP_TTL_S: intFrom(IDEMPOTENCY_TTL_S, 90 * 86400, 7 * 86400),
   PEAKPAY_ACTOR_BATCH_MAX: intFrom(1, 4096, 256),
   PEAKPAY_SHARD_INFLIGHT_MAX: intFrom(1, 65536, 2048),
   PEAKPAY_SETTLEMENT_BATCH_MAX: intFrom(1, 5000, 500),

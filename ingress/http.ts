@@ -6,11 +6,15 @@ import { isEngineUnavailableError } from '../engine/client/index.ts';
 import type { Merchant } from '../engine/merchants/index.ts';
 import { ApiError, isApiError, problemOf, type ErrorCode, type FieldError } from './errors.ts';
 import type { IngressContext } from './context.ts';
-import { derivedId, fingerprint, type Claim, type StoredResponse } from './idempotency.ts';
+import { derivedId, fingerprint, idempotencyKeySha256, type Claim, type StoredResponse } from './idempotency.ts';
 import { refuseUnadmitted } from './auth.ts';
 import { idempotencyKeySchema } from './schemas.ts';
 
-export type HttpResult = StoredResponse;
+/**
+ * completedByEngine: the engine completed the request's idempotency record (paymentCreate-11), so
+ * this response is its op record rendered, and a replay renders it again (IdempotentOptions.replayOp).
+ */
+export type HttpResult = StoredResponse & { completedByEngine?: true };
 
 export function jsonResult(status: number, body: unknown, headers: Record<string, string> = {}): HttpResult {
   return { status, headers: { 'content-type': 'application/json; charset=utf-8', ...headers }, body: JSON.stringify(body) };
@@ -84,11 +88,22 @@ export function parseBody<S extends z.ZodType>(req: FastifyRequest, schema: S): 
   return parsed.data;
 }
 
-export type DerivedIds = { cmdId: string; derive: (prefix: string) => string };
+/** keySha256: what names the request's idempotency record (for idempotency_key_sha256). */
+export type DerivedIds = { cmdId: string; keySha256: string; derive: (prefix: string) => string };
+
+export type IdempotentOptions = {
+  /**
+   * The response again, for a key the engine completed: the op record of `cmdId` rendered as the
+   * first response was; null when the op record is gone. Routes whose results can be
+   * completedByEngine must give it.
+   */
+  replayOp?: (cmdId: string) => Promise<HttpResult | null>;
+};
 
 /**
  * Runs a POST once per Idempotency-Key. `run` must return the complete response; it is stored
- * (24 h) and replayed byte for byte. Call it only after validation: validation failures are not stored.
+ * (24 h) and replayed byte for byte, unless the engine completed the record (then the op record is
+ * the response). Call it only after validation: validation failures are not stored.
  */
 export async function idempotent(
   ctx: IngressContext,
@@ -96,29 +111,41 @@ export async function idempotent(
   reply: FastifyReply,
   merchant: Merchant,
   run: (ids: DerivedIds) => Promise<HttpResult>,
+  opts: IdempotentOptions = {},
 ): Promise<FastifyReply> {
   const key = req.headers['idempotency-key'];
   if (key === undefined) throw new ApiError('idempotency.key_missing');
   if (typeof key !== 'string' || !idempotencyKeySchema.safeParse(key).success) throw new ApiError('idempotency.key_invalid');
   const fp = fingerprint(req.method, req.url, req.rawBody);
+  const cmdId = derivedId('cmd', merchant.id, key, fp);
   let claim: Claim;
   const nonce = req.deferredNonce;
   if (nonce !== null) {
     req.deferredNonce = null;
-    const admission = await ctx.idempotency.admitAndBegin(merchant.id, key, fp, nonce, ctx.rateLimiter.admissionArgs);
+    const admission = await ctx.idempotency.admitAndBegin(merchant.id, key, fp, nonce, ctx.rateLimiter.admissionArgs, cmdId);
     refuseUnadmitted(ctx, admission);
     if (admission.kind !== 'admitted') throw new Error('assertion: unadmitted request not refused');
     claim = admission.claim;
   } else {
-    claim = await ctx.idempotency.begin(merchant.id, key, fp);
+    claim = await ctx.idempotency.begin(merchant.id, key, fp, cmdId);
+  }
+  if (claim.state === 'done_op') {
+    if (!opts.replayOp) throw new Error('assertion: the engine completed the key of a route that cannot replay it');
+    const replayed = await opts.replayOp(claim.cmdId);
+    if (replayed) return send(reply, replayed, { 'idempotent-replayed': 'true' });
+    // The op record is gone (deleted by hand, or its TTL was shorter): run again. The command id is
+    // the same, so the engine cannot apply it twice; it answers the payment as it now is.
+    await ctx.idempotency.retryable(merchant.id, key);
+    claim = await ctx.idempotency.begin(merchant.id, key, fp, cmdId);
   }
   if (claim.state === 'mismatch') throw new ApiError('idempotency.key_reused', 'this Idempotency-Key was used with a different request');
   if (claim.state === 'in_progress') throw new ApiError('idempotency.in_progress', 'retry once the first request has finished');
   if (claim.state === 'done') return send(reply, claim.response, { 'idempotent-replayed': 'true' });
+  if (claim.state === 'done_op') throw new ApiError('idempotency.in_progress', 'retry once the first request has finished');
 
   let result: HttpResult;
   try {
-    result = await run({ cmdId: derivedId('cmd', merchant.id, key, fp), derive: (p) => derivedId(p, merchant.id, key, fp) });
+    result = await run({ cmdId, keySha256: idempotencyKeySha256(key), derive: (p) => derivedId(p, merchant.id, key, fp) });
   } catch (err) {
     // Either way the command id is derived from (key, request): a retry cannot apply it twice.
     if (isApiError(err) && err.code === 'engine.unavailable') {
@@ -132,6 +159,6 @@ export async function idempotent(
     await ctx.idempotency.release(merchant.id, key);
     throw err;
   }
-  await ctx.idempotency.finish(merchant.id, key, result);
+  if (!result.completedByEngine) await ctx.idempotency.finish(merchant.id, key, result);
   return send(reply, result);
 }

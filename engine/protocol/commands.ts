@@ -40,6 +40,12 @@ export const paymentCreateSchema = z.strictObject({
   metadata: metadataSchema.optional(),
   /** topup: a channel payment whose success credits account_id (API.md /v1/topups). */
   kind: z.enum(['payment', 'topup']).optional(),
+  /**
+   * The ingress's idempotency record of the request (hex SHA-256 of its Idempotency-Key): the
+   * engine completes it when it decides a balance payment (paymentCreate-11), so the ingress need
+   * not. Absent for commands from elsewhere (the operator CLI, the benchmarks' engine driver).
+   */
+  idempotency_key_sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
 });
 
 const nextActionSchema = z.union([

@@ -176,6 +176,11 @@ export const replySchema = z.union([
     risk: riskChangeSchema.optional(),
     /** payment.refund: the refund (new, or the one its refund_id already names). */
     refund: refundSchema.optional(),
+    /**
+     * The engine completed the ingress's idempotency record (payment.create of a balance payment
+     * with idempotency_key_sha256): the answer is this reply, rendered; the ingress stores none.
+     */
+    idempotency_completed: z.literal(true).optional(),
   }),
   z.object({
     v: z.literal(PROTOCOL_VERSION),

@@ -4,6 +4,13 @@
 import { SAFE_ID } from '../protocol/ids.ts';
 import { keyPart } from '../risk/rules.ts';
 
+/**
+ * How long an answered Idempotency-Key replays its first answer (Stripe: 24 h). The ingress keeps
+ * the answer, or the engine completes the record and the op record is the answer, so op records
+ * are kept at least this long (PEAKPAY_OP_TTL_S).
+ */
+export const IDEMPOTENCY_TTL_S = 24 * 3600;
+
 function assertSafe(what: string, id: string): void {
   if (!SAFE_ID.test(id)) throw new Error(`assertion: ${what} is not a safe id: ${JSON.stringify(id)}`);
 }
@@ -81,7 +88,7 @@ export class MerchantKeys {
   queuedOutTradeNo(outTradeNo: string): string {
     return `${this.base}queued:otn:${outTradeNo}`;
   }
-  /** Hash: an ingress idempotency record. */
+  /** Hash: an ingress idempotency record (includes/idempotency.lua); TTL IDEMPOTENCY_TTL_S once answered. */
   idempotency(keyHash: string): string {
     return `${this.base}idem:${keyHash}`;
   }

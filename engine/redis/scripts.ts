@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
 
 /** Bump when any script's contract (KEYS, ARGV or result) changes. */
-export const SCRIPTS_VERSION = 8;
+export const SCRIPTS_VERSION = 9;
 
 const LUA_DIR = join(dirname(fileURLToPath(import.meta.url)), 'lua');
 const INCLUDE = /^--@include "([^"]+)"\s*$/m;

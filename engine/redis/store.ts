@@ -8,7 +8,7 @@ import {
   eventTypeSchema, accountSnapshotSchema, paymentRecordSchema, type AccountSnapshot, type EventType, type PaymentRecord,
 } from '../protocol/events.ts';
 import type { CommandOf } from '../protocol/commands.ts';
-import { merchantKeys } from './keys.ts';
+import { IDEMPOTENCY_TTL_S, merchantKeys } from './keys.ts';
 import { registerScripts, SCRIPTS_VERSION } from './scripts.ts';
 import { isScriptCode, ScriptCode } from './errors.ts';
 import type { LuaMetrics } from '../metrics.ts';
@@ -102,6 +102,8 @@ const resultSchema = z.object({
 
 export type ScriptResult = {
   replayed: boolean;
+  /** paymentCreate-11 completed the ingress's idempotency record: its answer is this op record. */
+  idempotencyCompleted?: true;
   code: ScriptCode;
   payment: RawPayment | null;
   account: AccountSnapshot | null;
@@ -120,7 +122,28 @@ export type ScriptResult = {
   paymentRecord?: PaymentRecord;
 };
 
-type Invoke = (...args: (string | number)[]) => Promise<[number, Buffer]>;
+/** paymentCreate-11 answers a third element: whether it completed the ingress's idempotency record. */
+function resultOf(replayed: boolean, packed: Buffer, idempotencyCompleted: boolean): ScriptResult {
+  const raw = unpackRaw(packed);
+  const parsed = resultSchema.parse(raw);
+  return {
+    replayed,
+    ...(idempotencyCompleted && { idempotencyCompleted: true }),
+    code: parsed.code as ScriptCode,
+    payment: parsed.payment ?? null,
+    account: parsed.account ?? null,
+    ...(parsed.refund && { refund: parsed.refund }),
+    effects: parsed.effects,
+    events: parsed.events,
+    existing: parsed.existing ?? null,
+    ...(parsed.at_ms !== undefined && { atMs: parsed.at_ms }),
+    ...(parsed.payment && { paymentRecord: paymentRecordSchema.parse((raw as { payment: unknown }).payment) }),
+    ...(parsed.settings && { risk: { settings: effectiveFromLua(parsed.settings) } }),
+    ...(parsed.blacklist && { risk: { blacklist: { ...parsed.blacklist, changed: parsed.blacklist.changed === 1 } } }),
+  };
+}
+
+type Invoke = (...args: (string | number)[]) => Promise<[number, Buffer, number?]>;
 
 export class MoneyStore {
   readonly prefix: string;
@@ -154,24 +177,18 @@ export class MoneyStore {
   private async runScript(name: string, args: (string | number)[]): Promise<ScriptResult> {
     const fn = (this.redis as unknown as Record<string, Invoke>)[`${name}:${SCRIPTS_VERSION}Buffer`];
     if (!fn) throw new Error(`assertion: script ${name} not registered`);
-    const reply = await fn.apply(this.redis, args);
-    const [replayed, packed] = reply;
-    const raw = unpackRaw(packed);
-    const parsed = resultSchema.parse(raw);
-    return {
-      replayed: replayed === 1,
-      code: parsed.code as ScriptCode,
-      payment: parsed.payment ?? null,
-      account: parsed.account ?? null,
-      ...(parsed.refund && { refund: parsed.refund }),
-      effects: parsed.effects,
-      events: parsed.events,
-      existing: parsed.existing ?? null,
-      ...(parsed.at_ms !== undefined && { atMs: parsed.at_ms }),
-      ...(parsed.payment && { paymentRecord: paymentRecordSchema.parse((raw as { payment: unknown }).payment) }),
-      ...(parsed.settings && { risk: { settings: effectiveFromLua(parsed.settings) } }),
-      ...(parsed.blacklist && { risk: { blacklist: { ...parsed.blacklist, changed: parsed.blacklist.changed === 1 } } }),
-    };
+    const [replayed, packed, idempotencyCompleted] = await fn.apply(this.redis, args);
+    return resultOf(replayed === 1, packed, idempotencyCompleted === 1);
+  }
+
+  /**
+   * The stored first result of a command (its op record), as the script answered it then; null
+   * when there is none (never applied, or expired). For the ingress's replay of an Idempotency-Key
+   * the engine completed (paymentCreate-11).
+   */
+  async readOpResult(merchantId: string, cmdId: string): Promise<ScriptResult | null> {
+    const packed = await this.redis.getBuffer(this.keys(merchantId).op(cmdId));
+    return packed === null ? null : resultOf(true, packed, false);
   }
 
   /** channelWatchMs: for a channel payment, when the watcher (补单) first looks at it. */
@@ -193,10 +210,11 @@ export class MoneyStore {
       user === '' ? k.riskUnused : k.riskUserDay(day, user),
       user === '' ? k.riskUnused : k.riskUserVelocity(user),
       device === '' ? k.riskUnused : k.riskDeviceDay(day, device),
+      cmd.idempotency_key_sha256 === undefined ? k.riskUnused : k.idempotency(cmd.idempotency_key_sha256),
       this.opTtlS, nowMs, cmd.payment_id, cmd.merchant_id, cmd.out_trade_no, cmd.amount, cmd.currency, cmd.method,
       cmd.account_id ?? '', cmd.capture, cmd.hold_ttl_s * 1000, cmd.scene, cmd.subject ?? '',
       cmd.buyer ? JSON.stringify(cmd.buyer) : '', cmd.metadata ? JSON.stringify(cmd.metadata) : '', cmd.notify_url ?? '',
-      user, device, ip, day, kind, channelWatchMs,
+      user, device, ip, day, kind, channelWatchMs, cmd.cmd_id, IDEMPOTENCY_TTL_S,
     ]);
   }
 

@@ -95,6 +95,7 @@ export function outcomeOf(cmd: Command, result: ScriptResult, nowMs: number): Ou
       reply: {
         v: PROTOCOL_VERSION, cmd_id: cmd.cmd_id, ok: true, replayed: result.replayed, payment, account: result.account,
         ...(refund && { refund }),
+        ...(result.idempotencyCompleted && { idempotency_completed: true as const }),
       },
       payment,
     };

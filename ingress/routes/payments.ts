@@ -4,7 +4,8 @@ import type { SendResult } from '../../engine/client/index.ts';
 import type { Command } from '../../engine/protocol/commands.ts';
 import { PROTOCOL_VERSION } from '../../engine/protocol/commands.ts';
 import { SAFE_ID } from '../../engine/protocol/ids.ts';
-import type { Payment } from '../../engine/protocol/payment.ts';
+import { paymentSchema, type Payment } from '../../engine/protocol/payment.ts';
+import { ScriptCode } from '../../engine/redis/errors.ts';
 import { toPayment } from '../../engine/protocol/view.ts';
 import type { Merchant } from '../../engine/merchants/index.ts';
 import { ApiError, isErrorCode } from '../errors.ts';
@@ -33,6 +34,21 @@ export async function findPayment(ctx: IngressContext, merchantId: string, payme
     ?? readQueued(ctx, merchantId, paymentId, fromEngine); // answered 202, not decided yet
 }
 
+/** 201 with the payment: the first answer of a create, and its replay from the op record (replayCreated). */
+const created = (payment: Payment): HttpResult => jsonResult(201, payment, { location: paymentLocation(payment.id) });
+
+/**
+ * The first answer of a create the engine completed the Idempotency-Key of, again: the op record is
+ * the script's result, and the reply carried toPayment() of it, validated by the reply schema, so
+ * this renders the same bytes (test/integration/ingress-idempotency.test.ts compares them).
+ */
+async function replayCreated(ctx: IngressContext, merchantId: string, cmdId: string): Promise<HttpResult | null> {
+  const result = await ctx.store.readOpResult(merchantId, cmdId);
+  if (!result) return null;
+  if (result.code !== ScriptCode.Ok || !result.payment) throw new Error(`assertion: the engine completed a key whose op ${cmdId} is not a payment`);
+  return created(paymentSchema.parse(toPayment(result.payment)));
+}
+
 /** Engine reply → HTTP. `processing` answers 202 when the engine did not decide in time. */
 export async function answer(
   ctx: IngressContext,
@@ -50,7 +66,10 @@ export async function answer(
   const r = sent.reply;
   if (r.ok) {
     if (!r.payment) throw new Error('assertion: payment command replied without a payment');
-    return jsonResult(okStatus, r.payment, okStatus === 201 ? { location: paymentLocation(r.payment.id) } : {});
+    if (okStatus !== 201) return jsonResult(okStatus, r.payment);
+    const res = created(r.payment);
+    if (r.idempotency_completed) res.completedByEngine = true;
+    return res;
   }
   const code = isErrorCode(r.code) ? r.code : 'internal';
   if (code === 'internal') req.log.error({ engine_code: r.code }, 'unmapped engine error code');
@@ -68,7 +87,7 @@ export function paymentRoutes(app: FastifyInstance, ctx: IngressContext): void {
         errors: [{ path: 'amount', message: `above the per-payment maximum ${merchant.paymentAmountMax}` }],
       });
     }
-    return idempotent(ctx, req, reply, merchant, async ({ cmdId, derive }) => {
+    return idempotent(ctx, req, reply, merchant, async ({ cmdId, keySha256, derive }) => {
       const paymentId = derive('pay');
       const cmd: Command = {
         v: PROTOCOL_VERSION, type: 'payment.create', cmd_id: cmdId, merchant_id: merchant.id, ts_ms: Date.now(),
@@ -79,6 +98,7 @@ export function paymentRoutes(app: FastifyInstance, ctx: IngressContext): void {
         ...(body.buyer !== undefined && { buyer: body.buyer }),
         ...(body.notify_url !== undefined && { notify_url: body.notify_url }),
         ...(body.metadata !== undefined && { metadata: body.metadata }),
+        idempotency_key_sha256: keySha256,
       };
       const sent = await ctx.client.send(cmd, deadlineMs);
       return answer(ctx, req, sent, 201, async () => {
@@ -91,7 +111,7 @@ export function paymentRoutes(app: FastifyInstance, ctx: IngressContext): void {
           created_at: now, updated_at: now, version: 1,
         });
       });
-    });
+    }, { replayOp: (cmdId) => replayCreated(ctx, merchant.id, cmdId) });
   });
 
   app.get('/v1/payments/:id', async (req, reply) => {

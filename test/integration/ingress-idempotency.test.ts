@@ -1,12 +1,15 @@
 // Idempotency under concurrency, through the real pipeline: 50 identical creates at once make one
 // payment (in Redis and, once settled, in Postgres), and every other answer is 409
 // idempotency.in_progress or a byte-for-byte replay of the 201; 50 creates with different keys but
-// one out_trade_no make one payment and 49 × 409 payment.duplicate_out_trade_no naming it.
+// one out_trade_no make one payment and 49 × 409 payment.duplicate_out_trade_no naming it. A
+// balance create's key is completed by the engine (paymentCreate-11): its replays are the op record
+// rendered, byte for byte the first answer, and no answer is stored beside it.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitForSettlement } from '../../engine/rebuild/index.ts';
 import { merchantKeys } from '../../engine/redis/keys.ts';
+import { idempotencyKeySha256 } from '../../ingress/idempotency.ts';
 import { creditAccount } from '../../scripts/ops.ts';
 import { startHarness, type Harness } from '../harness.ts';
 import { testConfig, uniqueId } from '../helpers.ts';
@@ -113,5 +116,51 @@ describe('idempotency under concurrency', () => {
     expect(await h.ingress.ctx.redis.get(keys().outTradeNo(outTradeNo))).toBe(payment.id);
     expect(await available()).toEqual({ ...funds, available: funds.available - 777, held: funds.held + 777 });
     expect(await postgresPayments(outTradeNo)).toEqual([{ id: payment.id, status: 'authorized' }]);
+  });
+
+  it('a balance create the engine completed replays its op record, byte for byte, for every outcome', async () => {
+    const bodies = {
+      succeeded: { amount: 321, capture: 'automatic', subject: '点卡 100', buyer: { user_id: 'u-1', device_id: 'd-1', ip: '10.0.0.1' }, metadata: { order: 'A-1', 备注: '中文' }, notify_url: 'https://shop.example/n' },
+      authorized: { amount: 654, capture: 'manual', scene: 'h5' },
+      failed: { amount: FLOAT + 1, capture: 'automatic' }, // more than the wallet holds: 201 failed
+    };
+    for (const [status, extra] of Object.entries(bodies)) {
+      const body = JSON.stringify({ out_trade_no: uniqueId('T'), currency: 'CNY', method: 'balance', account_id: accountId, scene: 'pc', ...extra });
+      const key = uniqueId('idem');
+      const first = await h.call(merchant, 'POST', '/v1/payments', body, { 'idempotency-key': key });
+      expect([first.statusCode, first.body]).toEqual([201, expect.anything()]);
+      expect(first.json().status).toBe(status);
+      // Completed by the engine: the record names the command; no response of its own.
+      const record = await h.ingress.ctx.redis.hgetall(keys().idempotency(idempotencyKeySha256(key)));
+      expect(record).toMatchObject({ state: 'done' });
+      expect(Object.keys(record).sort()).toEqual(['cmd', 'fp', 'state']);
+      const funds = await available();
+      const again = await h.call(merchant, 'POST', '/v1/payments', body, { 'idempotency-key': key });
+      expect(again.statusCode).toBe(201);
+      expect(again.headers['idempotent-replayed']).toBe('true');
+      expect(again.rawPayload.toString()).toBe(first.rawPayload.toString());
+      expect([again.headers['content-type'], again.headers.location]).toEqual([first.headers['content-type'], first.headers.location]);
+      expect(await available()).toEqual(funds);
+    }
+  });
+
+  it('a completed key whose op record is gone runs again under the same command: the payment as it is, nothing moved twice', async () => {
+    const body = JSON.stringify({ out_trade_no: uniqueId('T'), amount: 432, currency: 'CNY', method: 'balance', account_id: accountId, capture: 'automatic', scene: 'pc' });
+    const key = uniqueId('idem');
+    const first = await h.call(merchant, 'POST', '/v1/payments', body, { 'idempotency-key': key });
+    expect(first.statusCode).toBe(201);
+    const record = keys().idempotency(idempotencyKeySha256(key));
+    const cmdId = await h.ingress.ctx.redis.hget(record, 'cmd');
+    expect(await h.ingress.ctx.redis.del(keys().op(cmdId as string))).toBe(1);
+    const funds = await available();
+    const again = await h.call(merchant, 'POST', '/v1/payments', body, { 'idempotency-key': key });
+    expect(again.statusCode).toBe(201);
+    expect(again.json()).toMatchObject({ id: first.json().id, status: 'succeeded', amount_captured: 432 });
+    expect(await available()).toEqual(funds);
+    // The ingress stored that answer itself: the next replay is it.
+    expect(await h.ingress.ctx.redis.hget(record, 'status')).toBe('201');
+    const third = await h.call(merchant, 'POST', '/v1/payments', body, { 'idempotency-key': key });
+    expect(third.headers['idempotent-replayed']).toBe('true');
+    expect(third.rawPayload.toString()).toBe(again.rawPayload.toString());
   });
 });

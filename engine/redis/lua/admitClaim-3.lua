@@ -13,6 +13,7 @@
     ARGV[3] nonce TTL (s)
     ARGV[4] request fingerprint
     ARGV[5] running TTL (s) of a claim
+    ARGV[6] the command id the request will send (derived from the key and the fingerprint)
   Output: {'nonce_reused'} | {'limited', ms until a token is there} | the claim (includes/idempotency.lua)
 ]]
 --@include "includes/rateLimit.lua"
@@ -24,4 +25,4 @@ if rate > 0 then
   if waitMs > 0 then return {'limited', waitMs} end
 end
 redis.call('SET', KEYS[2], '1', 'EX', ARGV[3])
-return claimIdempotency(KEYS[3], ARGV[4], ARGV[5])
+return claimIdempotency(KEYS[3], ARGV[4], ARGV[5], ARGV[6])

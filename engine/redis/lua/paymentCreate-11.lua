@@ -29,6 +29,7 @@
     KEYS[9] user's velocity log    pp:{m}:risk:vel:u:<user>              (zset payment id → ms)
     KEYS[10] device's day users    pp:{m}:risk:day:<day>:d:<device>      (set of user_ids)
              (KEYS[8..10] are pp:{m}:risk:unused when the buyer field they need is absent)
+    KEYS[11] ingress idempotency record pp:{m}:idem:<sha256(key)>      (pp:{m}:risk:unused: none)
     ARGV[1] op TTL (s)        ARGV[2] now (ms)          ARGV[3] payment id    ARGV[4] merchant id
     ARGV[5] out_trade_no      ARGV[6] amount (minor)    ARGV[7] currency      ARGV[8] method
     ARGV[9] account id        ARGV[10] manual|automatic ARGV[11] hold TTL (ms)
@@ -37,8 +38,16 @@
     ARGV[17] buyer user_id ('' = absent)   ARGV[18] buyer device_id ('')   ARGV[19] buyer ip, canonical ('')
     ARGV[20] Asia/Shanghai day of ARGV[2] (the day in KEYS[8] and KEYS[10])
     ARGV[21] kind: payment | topup    ARGV[22] channel: first 补单 look after (ms)
+    ARGV[23] command id (of KEYS[5])  ARGV[24] idempotency record TTL (s): how long a response is replayed
 
-  Output: {replayed, msgpack{code, payment?, account?, effects, events, existing?}}
+  The ingress's idempotency record (KEYS[11]) is completed here, in the call that decides the
+  payment, when the record is still the running claim of this very command and the payment is a
+  balance one (its answer is this op record, rendered; a channel payment's answer also carries the
+  channel order, opened later): the ingress then writes no response of its own, and a replay renders
+  this op record (ingress/http.ts). One write less per payment, and no response body kept in Redis
+  for 24 h. A refusal (code < 0) is answered as an error, which the ingress stores itself.
+
+  Output: {replayed, msgpack{code, payment?, account?, effects, events, existing?}, idempotency completed 0|1}
     code  0  payment created: authorized | succeeded | requires_action | pending | failed (risk.* or funds)
          -1  account not found            (nothing changed)
          -2  account currency differs     (nothing changed)
@@ -46,6 +55,7 @@
 ]]
 --@include "includes/common.lua"
 --@include "includes/risk.lua"
+--@include "includes/idempotency.lua"
 
 local cached = opCached(KEYS[5])
 if cached then return cached end
@@ -182,6 +192,8 @@ if bad then return bad end
 
 store(pay)
 
-return opStore(KEYS[5], ARGV[1], {
+local out = opStore(KEYS[5], ARGV[1], {
   code = 0, payment = pay, account = accountView(ARGV[9], acct), effects = effects, events = events,
 })
+out[3] = completeIdempotency(KEYS[11], ARGV[23], ARGV[24])
+return out
