@@ -92,7 +92,12 @@ export const eventSchema = z.object({
   merchant_id: safeIdSchema,
   cmd_id: safeIdSchema,
   ts_ms: z.number().int().positive(),
-  payment: paymentSchema.nullable(),
+  /**
+   * The payment after the command, as API.md shows it. Events since protocol session 16 leave it
+   * out: it is toPayment() of `payment_record`, which they carry anyway, and the copy was a third of
+   * an event's bytes. Readers get it from withCommandState (engine/protocol/command-state.ts).
+   */
+  payment: paymentSchema.nullable().optional(),
   account: accountSnapshotSchema.nullable(),
   postings: z.array(postingSchema).max(16),
   memo: z.string().max(200).nullable(),
@@ -128,23 +133,6 @@ export const eventSchema = z.object({
     .optional(),
 });
 export type EngineEvent = z.infer<typeof eventSchema>;
-
-/**
- * The state after a command — `payment` (the public view) and `payment_record` — is carried by
- * the command's last event only: every event of the command would carry the same, and the copies
- * were a fifth of the bytes the engine packs and Postgres stores per payment (docs/BENCHMARKS.md).
- * A reader that needs it on every event calls this with the command's events, which are always in
- * one message (engine/shards/event-out.ts). Events written before this (each with its own copy) are
- * returned unchanged; an event whose command carries no state keeps null.
- */
-export function withCommandState<E extends EngineEvent>(events: readonly E[]): E[] {
-  const byCmd = new Map<string, Pick<EngineEvent, 'payment' | 'payment_record'>>();
-  for (const e of events) if (e.payment) byCmd.set(e.cmd_id, { payment: e.payment, payment_record: e.payment_record ?? null });
-  return events.map((e) => {
-    const state = e.payment ? undefined : byCmd.get(e.cmd_id);
-    return state ? { ...e, payment: state.payment, payment_record: e.payment_record ?? state.payment_record } : e;
-  });
-}
 
 /** Reply to the waiting ingress or operator, sent on the command's Pp-Reply subject (core NATS). */
 /**

@@ -100,7 +100,7 @@ async function paymentRecords(ctx: RebuildContext, paymentIds: readonly string[]
   const r = await ctx.pool.query<{ id: string; body: unknown }>(
     `SELECT DISTINCT ON (payment_id) id, body FROM events
      WHERE merchant_id = $1 AND payment_id = ANY($2::text[]) AND NOT (id = ANY($3::text[]))
-     ORDER BY payment_id, (body->'payment'->>'version')::int DESC NULLS LAST, stream_seq DESC, body->'payment_record' IS NOT NULL DESC`,
+     ORDER BY payment_id, (coalesce(body->'payment_record'->>'version', body->'payment'->>'version'))::int DESC NULLS LAST, stream_seq DESC, body->'payment_record' IS NOT NULL DESC`,
     [ctx.merchantId, paymentIds, ctx.incomplete.eventIds],
   );
   for (const row of r.rows) {

@@ -2,7 +2,8 @@
 // events first (ON CONFLICT DO NOTHING RETURNING id), then postings, accounts and payment rows
 // only for the events that were new. A redelivered batch changes nothing.
 import type pg from 'pg';
-import { withCommandState, type EngineEvent } from '../protocol/events.ts';
+import type { EngineEvent } from '../protocol/events.ts';
+import { withCommandState } from '../protocol/command-state.ts';
 import { isBalanced } from '../ledger/postings.ts';
 import { writeRiskChanges } from './risk.ts';
 import { writeRefunds } from './refunds.ts';

@@ -76,8 +76,8 @@ export function outcomeOf(cmd: Command, result: ScriptResult, nowMs: number): Ou
     merchant_id: cmd.merchant_id,
     cmd_id: cmd.cmd_id,
     ts_ms: tsMs,
-    // The state after the command on its last event only (withCommandState gives it to the others).
-    payment: i === last ? payment : null,
+    // The state after the command on its last event only, as the payment record; no public view,
+    // which is toPayment() of the record (engine/protocol/command-state.ts gives both to every event).
     account: result.account,
     postings: i === last ? postings : [],
     memo: memoOf(cmd, result),

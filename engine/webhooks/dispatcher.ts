@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import { decodeEventBatch } from '../protocol/codec.ts';
 import { PROTOCOL_VERSION } from '../protocol/commands.ts';
 import type { Names } from '../protocol/subjects.ts';
-import { withCommandState } from '../protocol/events.ts';
+import { withCommandState } from '../protocol/command-state.ts';
 import { lingeringFlush } from '../lingering-flush.ts';
 import { encodeJob, jobMsgId, webhookOf, type WebhookJob } from './payload.ts';
 

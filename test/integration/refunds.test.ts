@@ -93,7 +93,7 @@ describe('refunds', () => {
     expect(events.rowCount).toBe(2);
     for (const e of events.rows) {
       expect(e.body.refund.payment_id).toBe(held.id);
-      expect(e.body.payment.id).toBe(held.id);
+      expect(e.body.payment_record.id).toBe(held.id);
       expect(e.body.postings.map((x: { kind: string }) => x.kind)).toEqual(['refund', 'refund']);
     }
 

@@ -10,7 +10,8 @@ import { opResultOf } from '../../engine/rebuild/records.ts';
 import { ScriptCode } from '../../engine/redis/errors.ts';
 import type { MoneyStore } from '../../engine/redis/store.ts';
 import { eventId, outcomeOf } from '../../engine/shards/outcome.ts';
-import { withCommandState, type EngineEvent } from '../../engine/protocol/events.ts';
+import type { EngineEvent } from '../../engine/protocol/events.ts';
+import { withCommandState } from '../../engine/protocol/command-state.ts';
 import { cmds, freshStore, M, opId, redisClient } from './redis-fixture.ts';
 
 const NOW = 1_764_300_000_000;
@@ -54,12 +55,14 @@ describe('the events of an automatic capture', () => {
     { ...e, id: eventId(e.cmd_id, 1), cmd_events: 2, postings: postingsFor('a1', 'CNY', [['hold', amount], ['capture', amount]], 'balance') },
   ];
 
-  it('is one payment.succeeded, carrying the payment, its record and one transfer from available to the merchant', async () => {
+  it('is one payment.succeeded, carrying the payment record (the view is derived from it) and one transfer from available to the merchant', async () => {
     const cmd = { ...cmds.hold('p9', 'a1', 2500, { capture: 'automatic' }), notify_url: 'https://shop.example/n' };
     const o = outcomeOf(cmd, await store.createPayment(cmd, NOW), NOW);
-    expect(o.events.map((e) => [e.id, e.type, e.payment?.status ?? null, 'payment_record' in e, e.cmd_events])).toEqual([
-      [eventId(cmd.cmd_id, 0), 'payment.succeeded', 'succeeded', true, 1],
+    expect(o.events.map((e) => [e.id, e.type, 'payment' in e, e.payment_record?.status, e.cmd_events])).toEqual([
+      [eventId(cmd.cmd_id, 0), 'payment.succeeded', false, 'succeeded', 1],
     ]);
+    // The view, derived from the record, is the one the reply showed.
+    expect(withCommandState(o.events)[0]?.payment).toEqual(o.payment);
     // Nothing was ever held where anyone could see it.
     expect(o.events[0]?.postings).toEqual([
       { kind: 'capture', ledger_account: 'wallet:a1:available', amount: -2500, currency: 'CNY' },
@@ -222,9 +225,12 @@ describe('paymentRefund', () => {
     expect(e).toMatchObject({
       id: `evt_${cmd.cmd_id}_0`, type: 'refund.succeeded', ts_ms: NOW + 50, memo: 'late delivery',
       refund: { id: cmd.refund_id, payment_id: 'p1', amount: 700, currency: 'CNY', status: 'succeeded', reason: 'late delivery', created_at: new Date(NOW + 50).toISOString() },
-      payment: { id: 'p1', status: 'succeeded', amount_captured: 3000, amount_refunded: 700 },
+      payment_record: { id: 'p1', status: 'succeeded', amount_captured: 3000, amount_refunded: 700 },
       account: { account_id: 'a1', available: 7700, held: 0 },
     });
+    // No public view in the event: readers derive it from the record, as the reply showed it.
+    expect('payment' in (e as object)).toBe(false);
+    expect(withCommandState(o.events)[0]?.payment).toEqual(o.reply.ok ? o.reply.payment : null);
     expect(e?.postings).toEqual([
       { kind: 'refund', ledger_account: 'merchant:settlement', amount: -700, currency: 'CNY' },
       { kind: 'refund', ledger_account: 'wallet:a1:available', amount: 700, currency: 'CNY' },
