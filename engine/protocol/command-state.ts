@@ -6,14 +6,14 @@
 // events, which are always in one message (engine/shards/event-out.ts).
 import type { EngineEvent } from './events.ts';
 import type { Payment } from './payment.ts';
-import { toPayment } from './view.ts';
+import { paymentViewOf } from './view.ts';
 import { rawPaymentSchema } from '../redis/store.ts';
 
 type State = Pick<EngineEvent, 'payment' | 'payment_record'>;
 
-/** The public view of a payment record, exactly what the engine's reply showed for it. */
+/** The public view of a payment record, exactly what the engine's reply showed for it (toPayment). */
 export function paymentOfRecord(record: NonNullable<EngineEvent['payment_record']>): Payment {
-  return toPayment(rawPaymentSchema.parse(record));
+  return paymentViewOf(rawPaymentSchema.parse(record));
 }
 
 /**
