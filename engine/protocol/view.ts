@@ -18,9 +18,10 @@ export function toPayment(raw: RawPayment): Payment {
 }
 
 /**
- * toPayment() without validating what it built: for readers that derive the view of many events
- * (the settlement consumer, engine/protocol/command-state.ts). The same builder's output is
- * validated on every reply the engine sends, so a mistake in it cannot go unseen.
+ * toPayment() without validating what it built: for the engine's replies (validated by whoever
+ * receives them, replySchema) and readers that derive the view of many events (the settlement
+ * consumer, engine/protocol/command-state.ts). The ingress's reads validate the same builder's
+ * output (toPayment), and every reply is validated on receipt, so a mistake in it cannot go unseen.
  */
 export function paymentViewOf(raw: RawPayment): Payment {
   return ({

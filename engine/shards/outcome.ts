@@ -5,7 +5,7 @@ import type { Command } from '../protocol/commands.ts';
 import { PROTOCOL_VERSION } from '../protocol/commands.ts';
 import type { EngineEvent, Reply } from '../protocol/events.ts';
 import type { Currency } from '../protocol/money.ts';
-import { toPayment, toRefund } from '../protocol/view.ts';
+import { paymentViewOf, toRefund } from '../protocol/view.ts';
 import { postingsFor } from '../ledger/postings.ts';
 import { SCRIPT_ERROR_CODE, ScriptCode } from '../redis/errors.ts';
 import type { ScriptResult } from '../redis/store.ts';
@@ -57,7 +57,9 @@ function settlementOf(cmd: Command, result: ScriptResult): EngineEvent['settleme
 }
 
 export function outcomeOf(cmd: Command, result: ScriptResult, nowMs: number): Outcome {
-  const payment = result.payment ? toPayment(result.payment) : null;
+  // Not validated here: every reader of the reply validates it on receipt (replySchema), and the
+  // builder is toPayment's (test/unit/payment-view.test.ts); a zod parse per command less.
+  const payment = result.payment ? paymentViewOf(result.payment) : null;
   const refund = result.refund ? toRefund(result.refund) : null;
   const currency = (payment?.currency ?? result.account?.currency ?? null) as Currency | null;
   const accountId = accountIdOf(cmd, result);
