@@ -95,7 +95,10 @@ export function outcomeOf(cmd: Command, result: ScriptResult, nowMs: number): Ou
     return {
       events,
       reply: {
-        v: PROTOCOL_VERSION, cmd_id: cmd.cmd_id, ok: true, replayed: result.replayed, payment, account: result.account,
+        // The wallet after the command only where the answer shows it (POST /v1/accounts, the operator's
+        // credit): a payment's answer is the payment, and the snapshot was a fifth of its reply's bytes.
+        v: PROTOCOL_VERSION, cmd_id: cmd.cmd_id, ok: true, replayed: result.replayed, payment,
+        account: cmd.type === 'account.create' || cmd.type === 'account.credit' ? result.account : null,
         ...(refund && { refund }),
         ...(result.idempotencyCompleted && { idempotency_completed: true as const }),
       },
