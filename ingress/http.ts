@@ -97,7 +97,7 @@ export type IdempotentOptions = {
    * first response was; null when the op record is gone. Routes whose results can be
    * completedByEngine must give it.
    */
-  replayOp?: (cmdId: string) => Promise<HttpResult | null>;
+  replayOp?: (ctx: IngressContext, merchantId: string, cmdId: string) => Promise<HttpResult | null>;
 };
 
 /**
@@ -131,7 +131,7 @@ export async function idempotent(
   }
   if (claim.state === 'done_op') {
     if (!opts.replayOp) throw new Error('assertion: the engine completed the key of a route that cannot replay it');
-    const replayed = await opts.replayOp(claim.cmdId);
+    const replayed = await opts.replayOp(ctx, merchant.id, claim.cmdId);
     if (replayed) return send(reply, replayed, { 'idempotent-replayed': 'true' });
     // The op record is gone (deleted by hand, or its TTL was shorter): run again. The command id is
     // the same, so the engine cannot apply it twice; it answers the payment as it now is.

@@ -10,7 +10,7 @@ import { toPayment } from '../../engine/protocol/view.ts';
 import type { Merchant } from '../../engine/merchants/index.ts';
 import { ApiError, isErrorCode } from '../errors.ts';
 import type { IngressContext } from '../context.ts';
-import { errorResult, idempotent, jsonResult, parseBody, send, type HttpResult } from '../http.ts';
+import { errorResult, idempotent, jsonResult, parseBody, send, type HttpResult, type IdempotentOptions } from '../http.ts';
 import { cancelPaymentBody, capturePaymentBody, createPaymentBody, verifyPaymentBody } from '../schemas.ts';
 import { readPaymentFromLedger } from './ledger-read.ts';
 import { countUndecided } from '../metrics.ts';
@@ -48,6 +48,9 @@ async function replayCreated(ctx: IngressContext, merchantId: string, cmdId: str
   if (result.code !== ScriptCode.Ok || !result.payment) throw new Error(`assertion: the engine completed a key whose op ${cmdId} is not a payment`);
   return created(paymentSchema.parse(toPayment(result.payment)));
 }
+
+// A module-level object, not a closure per request (tsx names each closure it creates: docs/ARCHITECTURE.md).
+const CREATE_OPTIONS: IdempotentOptions = { replayOp: replayCreated };
 
 /** Engine reply → HTTP. `processing` answers 202 when the engine did not decide in time. */
 export async function answer(
@@ -111,7 +114,7 @@ export function paymentRoutes(app: FastifyInstance, ctx: IngressContext): void {
           created_at: now, updated_at: now, version: 1,
         });
       });
-    }, { replayOp: (cmdId) => replayCreated(ctx, merchant.id, cmdId) });
+    }, CREATE_OPTIONS);
   });
 
   app.get('/v1/payments/:id', async (req, reply) => {
