@@ -15,7 +15,8 @@
 //   naive-hot      the same, one merchant (its balance row is the hot row) — saturation
 //   uniform        peakpay, --merchants merchants × --wallets wallets — saturation
 //   hot            peakpay, one merchant, --hot-wallets wallets — saturation
-//   fixed          peakpay, uniform, at --rate payments/s (open loop) — latency at a given load
+//   fixed          peakpay, uniform, at --rate payments/s (open loop) — latency at a given load,
+//                  measured once the rate is reached (after a 5 s ramp from a tenth of it)
 //   manual         peakpay, uniform, hold then capture (two requests per payment) — saturation
 //   spike          peakpay, the rehearsal: --spike-normal/s, 10× at "midnight", back; samples the
 //                  JetStream consumer lag and reports how long the queued excess takes to drain
@@ -84,6 +85,8 @@ const spikeNormal = () => {
   return uniform ? Math.max(20, Math.round(uniform * 0.15)) : 100;
 };
 const SPIKE_FACTOR = Number(values['spike-factor']);
+/** The fixed-rate scenario ramps up to its rate in this long before the measured DURATION_S. */
+const FIXED_RAMP_S = 5;
 const SETTLE_TIMEOUT_MS = Number(values['settle-timeout']) * 1000;
 /** Wallet float: far more than a run can spend, so no payment is refused for funds. */
 const FUNDING_PER_WALLET = 1_000_000_000;
@@ -250,6 +253,7 @@ async function waitIdle(p: Peakpay): Promise<void> {
 
 async function runPeakpay(
   p: Peakpay, scenario: Exclude<ScenarioName, 'ceiling' | 'naive-uniform' | 'naive-hot' | 'spike'>, load: Load, iteration: Iteration, ledger: Ledger, extra: Record<string, unknown>,
+  measureFromS = 0,
 ): Promise<void> {
   const busyBefore = await quiet(scenario);
   const base = await settledCount(p);
@@ -258,13 +262,20 @@ async function runPeakpay(
   markLoadStart();
   const cpu0 = cpuSnapshot(pids);
   const t0 = performance.now();
-  const r = await runLoad(p.baseUrl, load, iteration);
+  const r = await runLoad(p.baseUrl, load, iteration, { measureFromS });
   const cpu = cpuBetween(cpu0, cpuSnapshot(pids));
   const acked = ledger.acknowledged.length - ackedBefore;
   const { settledAtMs, settled } = await waitSettled(p, base + acked, t0);
   const line = resultLine(scenario, 'peakpay (ingress + engine + settlement + webhooks)', r, {
     settled: settled - base, settled_s: settledAtMs === null ? null : round(settledAtMs / 1000, 2),
     settle_after_load_s: settledAtMs === null ? null : round(settledAtMs / 1000 - r.seconds, 2), cpu_cores_during_load: cpu, busy_before: busyBefore, ...contamination(cpu), ...extra,
+    // An open load: each second's [t, started, acknowledged, p99 ms], to see when a queue built up.
+    ...(r.warmupLatency && {
+      warmup_s: measureFromS, warmup_p50_ms: r.warmupLatency.p50, warmup_p99_ms: r.warmupLatency.p99,
+      // Answered (201/202) a second while at the rate, before settling: payments_per_s spans the ramp too.
+      acknowledged_per_s_at_rate: round(r.perSecond.filter((x) => x.t >= measureFromS).reduce((a, x) => a + x.acknowledged, 0) / Math.max(1, r.seconds - measureFromS)),
+    }),
+    ...(load.kind === 'open' && { per_second: r.perSecond.map((x) => [x.t, x.started, x.acknowledged, x.p99]) }),
   });
   line.payments_per_s = settledAtMs === null ? 0 : round(acked / (settledAtMs / 1000));
   line.cpu_us_per_payment = perPayment(cpu, r.acknowledged / r.seconds);
@@ -392,8 +403,11 @@ try {
         if (s === 'hot') await runPeakpay(p, s, closed, automaticPayment(reqs, roundRobin(hotMerchants), ledger), ledger, { merchants: 1, wallets: HOT_WALLETS });
         if (s === 'manual') await runPeakpay(p, s, closed, manualPayment(reqs, roundRobin(uniformMerchants), ledger), ledger, { merchants: MERCHANTS, flow: 'hold, then capture' });
         if (s === 'fixed') {
-          await runPeakpay(p, s, { kind: 'open', startRate: RATE, stages: [{ durationS: DURATION_S, target: RATE }], inFlightMax: Math.max(1000, RATE) },
-            automaticPayment(reqs, roundRobin(uniformMerchants), ledger), ledger, { merchants: MERCHANTS, offered_per_s: RATE });
+          // From a tenth of the rate up to it in FIXED_RAMP_S (its connections opened meanwhile, as
+          // k6's ramping-arrival-rate does), then DURATION_S at the rate: p50/p99 are of that part.
+          const stages = [{ durationS: FIXED_RAMP_S, target: RATE }, { durationS: DURATION_S, target: RATE }];
+          await runPeakpay(p, s, { kind: 'open', startRate: Math.ceil(RATE / 10), stages, inFlightMax: Math.max(1000, RATE) },
+            automaticPayment(reqs, roundRobin(uniformMerchants), ledger), ledger, { merchants: MERCHANTS, offered_per_s: RATE }, FIXED_RAMP_S);
         }
         if (s === 'spike') await runSpike(p, ledger);
       }

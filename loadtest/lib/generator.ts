@@ -36,7 +36,10 @@ export type RunResult = {
   errors: number;
   statuses: Record<string, number>;
   errorSamples: string[];
+  /** Of requests sent from `measureFromS` on (all of them without it). */
   latency: Record<string, LatencySummary>;
+  /** Of requests sent before `measureFromS` (the ramp up to the rate): null without one. */
+  warmupLatency: LatencySummary | null;
   perSecond: SecondSample[];
 };
 
@@ -92,8 +95,15 @@ function exchange(pool: Pool, req: HttpRequest): Promise<{ statusCode: number; b
 const round1 = (x: number) => Math.round(x * 10) / 10;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-export async function runLoad(baseUrl: string, load: Load, iteration: Iteration, opts: { timeoutMs?: number } = {}): Promise<RunResult> {
+/**
+ * measureFromS: latencies of requests sent before this second of the run go to `warmupLatency`,
+ * not to `latency` (a fixed rate is measured once it is reached, after a ramp that opens the
+ * connections, as k6's ramping-arrival-rate would). Errors, statuses and drops count whenever.
+ */
+export async function runLoad(baseUrl: string, load: Load, iteration: Iteration, opts: { timeoutMs?: number; measureFromS?: number } = {}): Promise<RunResult> {
   const timeoutMs = opts.timeoutMs ?? REQUEST_TIMEOUT_MS;
+  const measureFromMs = (opts.measureFromS ?? 0) * 1000;
+  const warmLog = new LatencyLog();
   const pool = new Pool(baseUrl, {
     connections: load.kind === 'closed' ? load.connections : load.inFlightMax,
     pipelining: 1,
@@ -121,9 +131,13 @@ export async function runLoad(baseUrl: string, load: Load, iteration: Iteration,
       const res = await exchange(pool, req);
       const body = res.body;
       const ms = performance.now() - start;
-      let log = logs.get(req.tag);
-      if (!log) logs.set(req.tag, (log = new LatencyLog()));
-      log.push(ms);
+      if (start - t0 < measureFromMs) {
+        warmLog.push(ms);
+      } else {
+        let log = logs.get(req.tag);
+        if (!log) logs.set(req.tag, (log = new LatencyLog()));
+        log.push(ms);
+      }
       second().log.push(ms);
       statuses[res.statusCode] = (statuses[res.statusCode] ?? 0) + 1;
       if (res.statusCode >= 400) {
@@ -192,6 +206,7 @@ export async function runLoad(baseUrl: string, load: Load, iteration: Iteration,
     statuses,
     errorSamples,
     latency: Object.fromEntries([...logs].map(([tag, log]) => [tag, log.summary()])),
+    warmupLatency: measureFromMs > 0 ? warmLog.summary() : null,
     perSecond: seconds.map((s, t) => ({ t, started: s.started, acknowledged: s.acknowledged, failed: s.failed, p99: s.log.summary().p99 })),
   };
 }

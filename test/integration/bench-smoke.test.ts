@@ -54,8 +54,12 @@ describe('bench tooling', () => {
     const ledger: Ledger = { acknowledged: [], unacknowledged: [] };
     const reqs = new PaymentRequests();
     const r = await runLoad(`http://127.0.0.1:${port}`, { kind: 'open', startRate: 40, stages: [{ durationS: 2, target: 40 }], inFlightMax: 64 },
-      automaticPayment(reqs, roundRobin(merchants), ledger));
+      automaticPayment(reqs, roundRobin(merchants), ledger), { measureFromS: 1 });
     expect(r.errors).toBe(0);
+    // Sent in the first second: the warm-up's latencies; after it: the measured ones; each once.
+    expect(r.warmupLatency?.count).toBeGreaterThan(10);
+    expect(r.latency.create?.count).toBeGreaterThan(10);
+    expect((r.warmupLatency?.count ?? 0) + (r.latency.create?.count ?? 0)).toBe(r.requests);
     expect(r.acknowledged).toBeGreaterThan(2);
     expect(r.acknowledged).toBe(r.iterations);
     expect(ledger.acknowledged.length).toBe(r.acknowledged);
