@@ -82,12 +82,7 @@ local buyer = { user = ARGV[17], device = ARGV[18], ip = ARGV[19] }
 local rk = { blacklist = KEYS[7], userDay = KEYS[8], velocity = KEYS[9], deviceDay = KEYS[10] }
 
 local function store(pay)
-  local flat = {}
-  for k, v in pairs(pay) do
-    flat[#flat + 1] = k
-    flat[#flat + 1] = v
-  end
-  redis.call('HSET', KEYS[1], unpack(flat))
+  hsetAll(KEYS[1], pay)
   redis.call('SET', KEYS[2], pay.id)
 end
 

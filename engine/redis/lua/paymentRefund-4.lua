@@ -74,12 +74,7 @@ if isChannel and pay.fx_rate ~= nil and pay.fx_rate ~= '' and (amount ~= pay.amo
 end
 
 local function writeRefund(refund)
-  local flat = {}
-  for k, v in pairs(refund) do
-    flat[#flat + 1] = k
-    flat[#flat + 1] = v
-  end
-  redis.call('HSET', KEYS[2], unpack(flat))
+  hsetAll(KEYS[2], refund)
 end
 
 if isChannel then

@@ -57,6 +57,16 @@ local function assertNonNegative(acct)
   return nil
 end
 
+-- Write every field of a table into a hash, in one HSET.
+local function hsetAll(key, t)
+  local flat = {}
+  for k, v in pairs(t) do
+    flat[#flat + 1] = k
+    flat[#flat + 1] = v
+  end
+  redis.call('HSET', key, unpack(flat))
+end
+
 -- Set payment fields and bump version/updated_at in one HSET.
 local function touchPayment(key, pay, nowMs, fields)
   local flat = {}
