@@ -4,7 +4,7 @@ import type { SendResult } from '../../engine/client/index.ts';
 import type { Command } from '../../engine/protocol/commands.ts';
 import { PROTOCOL_VERSION } from '../../engine/protocol/commands.ts';
 import { SAFE_ID } from '../../engine/protocol/ids.ts';
-import { paymentSchema, type Payment } from '../../engine/protocol/payment.ts';
+import type { Payment } from '../../engine/protocol/payment.ts';
 import { ScriptCode } from '../../engine/redis/errors.ts';
 import { toPayment } from '../../engine/protocol/view.ts';
 import type { Merchant } from '../../engine/merchants/index.ts';
@@ -39,14 +39,15 @@ const created = (payment: Payment): HttpResult => jsonResult(201, payment, { loc
 
 /**
  * The first answer of a create the engine completed the Idempotency-Key of, again: the op record is
- * the script's result, and the reply carried toPayment() of it, validated by the reply schema, so
- * this renders the same bytes (test/integration/ingress-idempotency.test.ts compares them).
+ * the script's result, and the reply carried its view (paymentViewOf) validated on receipt by the
+ * payment schema, which is toPayment(), so this renders the same bytes
+ * (test/integration/ingress-idempotency.test.ts compares them).
  */
 async function replayCreated(ctx: IngressContext, merchantId: string, cmdId: string): Promise<HttpResult | null> {
   const result = await ctx.store.readOpResult(merchantId, cmdId);
   if (!result) return null;
   if (result.code !== ScriptCode.Ok || !result.payment) throw new Error(`assertion: the engine completed a key whose op ${cmdId} is not a payment`);
-  return created(paymentSchema.parse(toPayment(result.payment)));
+  return created(toPayment(result.payment));
 }
 
 // A module-level object, not a closure per request (tsx names each closure it creates: docs/ARCHITECTURE.md).
