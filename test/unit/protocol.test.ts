@@ -25,6 +25,15 @@ describe('protocol', () => {
     }
   });
 
+  it('takes a create\'s idempotency record only as a SHA-256 in lowercase hex', () => {
+    const hash = 'ab'.repeat(32);
+    expect(decodeCommand(encode({ ...create, idempotency_key_sha256: hash }))).toEqual({ ...create, idempotency_key_sha256: hash });
+    // Anything else could name another key of the merchant (it becomes part of a Redis key name).
+    for (const bad of ['AB'.repeat(32), 'ab'.repeat(31), `${'ab'.repeat(31)}:x`, 'ab'.repeat(33), 42]) {
+      expect(() => decodeCommand(encode({ ...create, idempotency_key_sha256: bad }))).toThrow(/idempotency_key_sha256/);
+    }
+  });
+
   it('keeps amounts exact up to the maximum', () => {
     fc.assert(fc.property(fc.integer({ min: 1, max: 1_000_000_000_000 }), (amount) => {
       const back = decodeCommand(encode({ ...create, amount }));
