@@ -5,7 +5,7 @@
 //            between stages), whatever the server's pace; at most `inFlightMax` at once, beyond
 //            that an arrival is dropped and counted (k6's dropped_iterations).
 // Every response is read (payment ids, statuses); latency is from send to the last body byte.
-import { Pool } from 'undici';
+import { Client } from 'undici';
 import { arrivalsBy, totalS, type Stage } from '../k6/lib/shapes.ts';
 
 export type HttpRequest = { method: 'GET' | 'POST'; path: string; body?: string; headers: Record<string, string>; tag: string };
@@ -66,15 +66,60 @@ export class LatencyLog {
 }
 
 /**
- * One request through undici's dispatch() with a handler that keeps the body's bytes: what
- * pool.request() does, without a Readable stream per response (the generator's own CPU is taken
- * from the servers it measures: 36 → 28 µs a request against the ceiling, docs/BENCHMARKS.md).
+ * Connections as k6 has them, one per virtual user: a request takes an idle connection (the most
+ * recently used: LIFO keeps the set small) or opens one, and gives it back when answered. undici's
+ * Pool looks for an idle client by scanning all of them, which at 2,000 open connections (an open
+ * load the server falls behind) made the generator's own cost per request double and take the CPU
+ * from the servers it measures (docs/BENCHMARKS.md). At most `max` at once: the callers bound their
+ * requests in flight (workers of a closed load, inFlightMax of an open one).
  */
-function exchange(pool: Pool, req: HttpRequest): Promise<{ statusCode: number; body: string }> {
+class Connections {
+  private readonly idle: Client[] = [];
+  private readonly all: Client[] = [];
+  private readonly url: string;
+  private readonly max: number;
+  private readonly options: Client.Options;
+
+  constructor(url: string, max: number, options: Client.Options) {
+    this.url = url;
+    this.max = max;
+    this.options = options;
+  }
+
+  acquire(): Client {
+    const idle = this.idle.pop();
+    if (idle) return idle;
+    if (this.all.length >= this.max) throw new Error('assertion: more requests in flight than connections');
+    const client = new Client(this.url, this.options);
+    this.all.push(client);
+    return client;
+  }
+
+  release(client: Client): void {
+    this.idle.push(client);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.all.map((c) => c.close()));
+  }
+}
+
+/**
+ * One request through undici's dispatch() with a handler that keeps the body's bytes: what
+ * request() does, without a Readable stream per response (the generator's own CPU is taken from
+ * the servers it measures: 36 → 28 µs a request against the ceiling, docs/BENCHMARKS.md).
+ */
+function exchange(connections: Connections, req: HttpRequest): Promise<{ statusCode: number; body: string }> {
+  const client = connections.acquire();
   return new Promise((resolve, reject) => {
     let statusCode = 0;
     const chunks: Buffer[] = [];
-    pool.dispatch({ method: req.method, path: req.path, body: req.body ?? null, headers: req.headers }, {
+    const done = (err: Error | null) => {
+      connections.release(client);
+      if (err) reject(err);
+      else resolve({ statusCode, body: chunks.length === 1 ? (chunks[0] as Buffer).toString('utf8') : Buffer.concat(chunks).toString('utf8') });
+    };
+    client.dispatch({ method: req.method, path: req.path, body: req.body ?? null, headers: req.headers }, {
       onRequestStart() {},
       onResponseStart(_controller, status) {
         statusCode = status;
@@ -83,10 +128,10 @@ function exchange(pool: Pool, req: HttpRequest): Promise<{ statusCode: number; b
         chunks.push(chunk);
       },
       onResponseEnd() {
-        resolve({ statusCode, body: chunks.length === 1 ? (chunks[0] as Buffer).toString('utf8') : Buffer.concat(chunks).toString('utf8') });
+        done(null);
       },
       onResponseError(_controller, err) {
-        reject(err);
+        done(err);
       },
     });
   });
@@ -104,8 +149,7 @@ export async function runLoad(baseUrl: string, load: Load, iteration: Iteration,
   const timeoutMs = opts.timeoutMs ?? REQUEST_TIMEOUT_MS;
   const measureFromMs = (opts.measureFromS ?? 0) * 1000;
   const warmLog = new LatencyLog();
-  const pool = new Pool(baseUrl, {
-    connections: load.kind === 'closed' ? load.connections : load.inFlightMax,
+  const pool = new Connections(baseUrl, load.kind === 'closed' ? load.connections : load.inFlightMax, {
     pipelining: 1,
     headersTimeout: timeoutMs,
     bodyTimeout: timeoutMs,
