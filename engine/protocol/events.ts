@@ -93,7 +93,7 @@ export const eventSchema = z.object({
   cmd_id: safeIdSchema,
   ts_ms: z.number().int().positive(),
   /**
-   * The payment after the command, as API.md shows it. Events since protocol session 16 leave it
+   * The payment after the command, as API.md shows it. Events written since 13ee9c6 leave it
    * out: it is toPayment() of `payment_record`, which they carry anyway, and the copy was a third of
    * an event's bytes. Readers get it from withCommandState (engine/protocol/command-state.ts).
    */

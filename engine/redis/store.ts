@@ -122,7 +122,7 @@ export type ScriptResult = {
   paymentRecord?: PaymentRecord;
 };
 
-/** paymentCreate-11 answers a third element: whether it completed the ingress's idempotency record. */
+/** A script's answer, validated: `packed` is its op record (msgpack). */
 function resultOf(replayed: boolean, packed: Buffer, idempotencyCompleted: boolean): ScriptResult {
   const raw = unpackRaw(packed);
   const parsed = resultSchema.parse(raw);
@@ -143,6 +143,7 @@ function resultOf(replayed: boolean, packed: Buffer, idempotencyCompleted: boole
   };
 }
 
+/** paymentCreate-11 answers a third element: whether it completed the ingress's idempotency record. */
 type Invoke = (...args: (string | number)[]) => Promise<[number, Buffer, number?]>;
 
 export class MoneyStore {
