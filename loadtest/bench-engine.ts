@@ -26,6 +26,7 @@ import { PROTOCOL_VERSION, type Command } from '../engine/protocol/commands.ts';
 import { names, type Names } from '../engine/protocol/subjects.ts';
 import { ensureSettlementConsumer, ensureShardConsumer, ensureStreams } from '../engine/streams.ts';
 import { localEnv, PROJECT_ROOT } from '../scripts/local-env.ts';
+import { NODE_FLAGS } from '../scripts/node-flags.ts';
 import { stackDown, stackUp } from '../scripts/stack.ts';
 import { cpuBetween, cpuSnapshot } from './lib/cpu.ts';
 import { freshDatabase } from './lib/peakpay.ts';
@@ -65,7 +66,7 @@ async function remaining(jsm: JetStreamManager, n: Names): Promise<number> {
 function startEngine(config: Config, entry = 'engine/main.ts', databaseUrl = config.databaseUrl) {
   // BENCH_CPU_PROF=<dir> writes a V8 CPU profile of each engine (and settlement) process there.
   const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
-  const child = spawn(process.execPath, [...prof, '--import', 'tsx', join(PROJECT_ROOT, entry)], {
+  const child = spawn(process.execPath, [...NODE_FLAGS, ...prof, '--import', 'tsx', join(PROJECT_ROOT, entry)], {
     env: {
       ...process.env, NATS_URL: config.natsUrl, REDIS_URL: config.redisUrl, DATABASE_URL: databaseUrl,
       PEAKPAY_MASTER_KEY: config.masterKey.toString('hex'), PEAKPAY_NAMESPACE: config.namespace,

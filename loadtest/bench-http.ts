@@ -31,6 +31,7 @@ import { connectNats, pgPool } from '../engine/infra.ts';
 import { createMerchant } from '../engine/merchants/index.ts';
 import { authorizationHeader, newNonce } from '../ingress/sdk/index.ts';
 import { localEnv, PROJECT_ROOT } from '../scripts/local-env.ts';
+import { NODE_FLAGS } from '../scripts/node-flags.ts';
 import { stackDown, stackUp } from '../scripts/stack.ts';
 
 const { values } = parseArgs({
@@ -128,14 +129,14 @@ async function freePort(): Promise<number> {
 }
 
 /**
- * Starts `node --import tsx <entry>`; ready once `readyLine` accepts a line of its stdout, or (for
+ * Starts `node <NODE_FLAGS> --import tsx <entry>` (the bare server too: same flags on both sides); ready once `readyLine` accepts a line of its stdout, or (for
  * processes that print nothing) once `readyProbe` resolves true.
  */
 async function startChild(
   name: string, entry: string, env: NodeJS.ProcessEnv,
   ready: { line?: (line: string) => boolean; probe?: () => Promise<boolean> }, nodeFlags: string[] = [],
 ): Promise<Child> {
-  const child: ChildProcess = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', join(PROJECT_ROOT, entry)], {
+  const child: ChildProcess = spawn(process.execPath, [...NODE_FLAGS, ...nodeFlags, '--import', 'tsx', join(PROJECT_ROOT, entry)], {
     env, stdio: ['ignore', 'pipe', 'inherit'],
   });
   let exitCode: number | null | undefined;

@@ -17,6 +17,7 @@ import { findMerchant, createMerchant } from '../engine/merchants/index.ts';
 import { names } from '../engine/protocol/subjects.ts';
 import { ensureStreams, ensureWebhookStreams } from '../engine/streams.ts';
 import { DATA_DIR, PROJECT_ROOT, localEnv } from './local-env.ts';
+import { NODE_FLAGS } from './node-flags.ts';
 import { migrate } from './migrate.ts';
 import { createAccount, creditAccount, opsSession } from './ops.ts';
 import { stackDown, stackUp } from './stack.ts';
@@ -63,7 +64,7 @@ const children = new Map<string, ChildProcess>();
 let stopping = false;
 
 function run(name: string, entry: string, extraEnv: NodeJS.ProcessEnv = {}): void {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, entry)], { env: { ...env, ...extraEnv }, stdio: ['ignore', 'inherit', 'inherit'] });
+  const child = spawn(process.execPath, [...NODE_FLAGS, '--import', 'tsx', join(PROJECT_ROOT, entry)], { env: { ...env, ...extraEnv }, stdio: ['ignore', 'inherit', 'inherit'] });
   children.set(name, child);
   child.on('exit', (code, signal) => {
     children.delete(name);

@@ -6,6 +6,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { NODE_FLAGS } from '../../scripts/node-flags.ts';
 
 export const PROJECT_ROOT = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
 export const STOP_WAIT_MS_MAX = 25_000;
@@ -33,7 +34,7 @@ export function spawnTs(name: string, entry: string, env: NodeJS.ProcessEnv, opt
   const prof = opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${join(opts.cpuProfDir, name)}`] : [];
   if (opts.cpuProfDir) mkdirSync(join(opts.cpuProfDir, name), { recursive: true });
   const extra = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
-  const child = spawn(process.execPath, [...extra, ...prof, '--import', 'tsx', join(PROJECT_ROOT, entry)], {
+  const child = spawn(process.execPath, [...NODE_FLAGS, ...extra, ...prof, '--import', 'tsx', join(PROJECT_ROOT, entry)], {
     env, stdio: ['ignore', 'pipe', opts.quiet ? 'ignore' : 'inherit'], cwd: PROJECT_ROOT,
   });
   if (child.pid === undefined) throw new ProcError(`${name}: could not start ${entry}`);
