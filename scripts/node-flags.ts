@@ -1,7 +1,8 @@
 // Node/V8 flags every peakpay process is started with: by `npm start` (scripts/start.ts) and by
 // the benchmarks (loadtest/lib/procs.ts, bench-engine, bench-http), so that what is measured is
-// what runs. A deployment that starts the processes itself passes the same flags
-// (docs/OPERATIONS.md, "Starting the processes").
+// what runs; package.json's `npm run ingress`, `engine`, `settlement`, `webhooks` and `bench` spell
+// them out (test/unit/node-flags.test.ts keeps them equal). A deployment that starts the processes
+// itself passes the same flags (docs/OPERATIONS.md, "Servers on a small machine").
 //
 // --min-semi-space-size=16: V8 starts each semi-space of the young generation at 1 MB and grows it
 // only while many objects survive a scavenge. A server's per-request garbage dies young, so it
