@@ -8,6 +8,32 @@ import type { CryptoJob, CryptoResult, CryptoTask } from './tasks.ts';
 export const CRYPTO_THREADS_DEFAULT = 1;
 export const CRYPTO_QUEUE_MAX = 10_000;
 
+/** Options that take the next argument as their value, kept with it. */
+const LOADER_OPTIONS = new Set(['--import', '--require', '-r', '--loader', '--experimental-loader', '--conditions', '-C']);
+
+/**
+ * What a worker thread is given of the process's execArgv: its module loaders and profiling
+ * options. The task module is TypeScript, so workers need tsx's loader, which a process started by
+ * tsx passes on; one started otherwise (a test runner) gets it added. V8's heap options
+ * (scripts/node-flags.ts: every process starts with them) apply to the whole process, and
+ * `new Worker` refuses them (ERR_WORKER_INVALID_EXEC_ARGV), so they, and anything else that is not
+ * a loader or a profiler, stay out.
+ */
+export function workerExecArgv(execArgv: readonly string[]): string[] {
+  const kept: string[] = [];
+  for (let i = 0; i < execArgv.length; i++) {
+    const arg = execArgv[i] as string;
+    const next = execArgv[i + 1];
+    if (LOADER_OPTIONS.has(arg) && next !== undefined) {
+      kept.push(arg, next);
+      i++;
+    } else if ([...LOADER_OPTIONS].some((o) => o.startsWith('--') && arg.startsWith(`${o}=`)) || arg.startsWith('--cpu-prof') || arg.startsWith('--heap-prof')) {
+      kept.push(arg);
+    }
+  }
+  return kept.some((a) => a.includes('tsx')) ? kept : [...kept, '--import', 'tsx'];
+}
+
 export class CryptoPool {
   private readonly pool: Piscina<CryptoJob, CryptoResult | CryptoResult[]>;
 
@@ -18,9 +44,7 @@ export class CryptoPool {
       minThreads: threads,
       maxThreads: threads,
       maxQueue: CRYPTO_QUEUE_MAX,
-      // The task module is TypeScript: workers need tsx's loader, which a process started by tsx
-      // passes on; one started otherwise (a test runner) gets it added.
-      execArgv: process.execArgv.some((a) => a.includes('tsx')) ? process.execArgv : [...process.execArgv, '--import', 'tsx'],
+      execArgv: workerExecArgv(process.execArgv),
     });
   }
 
