@@ -129,8 +129,9 @@ async function freePort(): Promise<number> {
 }
 
 /**
- * Starts `node <NODE_FLAGS> --import tsx <entry>` (the bare server too: same flags on both sides); ready once `readyLine` accepts a line of its stdout, or (for
- * processes that print nothing) once `readyProbe` resolves true.
+ * Starts `node <NODE_FLAGS> --import tsx <entry>` (the bare server too: the same flags on both
+ * sides); ready once `readyLine` accepts a line of its stdout, or (for processes that print
+ * nothing) once `readyProbe` resolves true.
  */
 async function startChild(
   name: string, entry: string, env: NodeJS.ProcessEnv,

@@ -8,8 +8,9 @@ import type { CryptoJob, CryptoResult, CryptoTask } from './tasks.ts';
 export const CRYPTO_THREADS_DEFAULT = 1;
 export const CRYPTO_QUEUE_MAX = 10_000;
 
-/** Options that take the next argument as their value, kept with it. */
+/** Options that take the next argument as their value, kept with it (or joined to it by `=`). */
 const LOADER_OPTIONS = new Set(['--import', '--require', '-r', '--loader', '--experimental-loader', '--conditions', '-C']);
+const LOADER_PREFIXES = [...LOADER_OPTIONS].filter((o) => o.startsWith('--')).map((o) => `${o}=`);
 
 /**
  * What a worker thread is given of the process's execArgv: its module loaders and profiling
@@ -27,7 +28,7 @@ export function workerExecArgv(execArgv: readonly string[]): string[] {
     if (LOADER_OPTIONS.has(arg) && next !== undefined) {
       kept.push(arg, next);
       i++;
-    } else if ([...LOADER_OPTIONS].some((o) => o.startsWith('--') && arg.startsWith(`${o}=`)) || arg.startsWith('--cpu-prof') || arg.startsWith('--heap-prof')) {
+    } else if (LOADER_PREFIXES.some((p) => arg.startsWith(p)) || arg.startsWith('--cpu-prof') || arg.startsWith('--heap-prof')) {
       kept.push(arg);
     }
   }
