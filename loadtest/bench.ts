@@ -42,6 +42,7 @@ import { checkLedger, walletKey, type LedgerReport } from './lib/ledger-check.ts
 import { automaticPayment, manualPayment, PaymentRequests, roundRobin, type BenchMerchant, type Ledger } from './lib/payments.ts';
 import { commandLag, engineIdle, freshDatabase, readPeakpayLedger, registerMerchants, settledCount, settlementLag, startPeakpay, type Peakpay } from './lib/peakpay.ts';
 import { killChildren, listeningPort, spawnTs, type Proc } from './lib/procs.ts';
+import { aofRewritesBetween, aofState, type AofState } from './lib/redis-info.ts';
 import { countNaiveOrders, createNaiveSchema, readNaiveLedger, seedNaive } from './naive/schema.ts';
 
 const ALL = ['ceiling', 'naive-uniform', 'naive-hot', 'uniform', 'hot', 'fixed', 'manual', 'spike'] as const;
@@ -147,6 +148,13 @@ async function quiet(scenario: string): Promise<number> {
 function contamination(cpu: Record<string, number>): { foreign_cores: number; contaminated: boolean } {
   const foreign = cpu.other ?? 0;
   return { foreign_cores: foreign, contaminated: foreign > FOREIGN_CORES_MAX };
+}
+
+/** AOF rewrites that ran during a scenario (load and settling): said aloud, since they cost CPU. */
+function rewritesDuring(scenario: string, before: AofState | null, after: AofState | null): number | null {
+  const n = aofRewritesBetween(before, after);
+  if (n !== null && n > 0) say(`${scenario}: ${n} Redis AOF rewrite(s) ran meanwhile; redis-server's CPU includes them (redis_aof_rewrites)`);
+  return n;
 }
 
 /**
@@ -259,6 +267,7 @@ async function runPeakpay(
   const base = await settledCount(p);
   const ackedBefore = ledger.acknowledged.length;
   const pids = Object.fromEntries(p.procs.map((x) => [x.name, x.pid]));
+  const aof0 = await aofState(p.redis);
   markLoadStart();
   const cpu0 = cpuSnapshot(pids);
   const t0 = performance.now();
@@ -268,7 +277,8 @@ async function runPeakpay(
   const { settledAtMs, settled } = await waitSettled(p, base + acked, t0);
   const line = resultLine(scenario, 'peakpay (ingress + engine + settlement + webhooks)', r, {
     settled: settled - base, settled_s: settledAtMs === null ? null : round(settledAtMs / 1000, 2),
-    settle_after_load_s: settledAtMs === null ? null : round(settledAtMs / 1000 - r.seconds, 2), cpu_cores_during_load: cpu, busy_before: busyBefore, ...contamination(cpu), ...extra,
+    settle_after_load_s: settledAtMs === null ? null : round(settledAtMs / 1000 - r.seconds, 2), cpu_cores_during_load: cpu, busy_before: busyBefore, ...contamination(cpu),
+    redis_aof_rewrites: rewritesDuring(scenario, aof0, await aofState(p.redis)), ...extra,
     // An open load: each second's [t, started, acknowledged, p99 ms], to see when a queue built up.
     ...(r.warmupLatency && {
       warmup_s: measureFromS, warmup_p50_ms: r.warmupLatency.p50, warmup_p99_ms: r.warmupLatency.p99,
@@ -308,6 +318,7 @@ async function runSpike(p: Peakpay, ledger: Ledger): Promise<void> {
   const base = await settledCount(p);
   const ackedBefore = ledger.acknowledged.length;
   const pids = Object.fromEntries(p.procs.map((x) => [x.name, x.pid]));
+  const aof0 = await aofState(p.redis);
   markLoadStart();
   const cpu0 = cpuSnapshot(pids);
   const r = await runLoad(p.baseUrl, { kind: 'open', startRate: SPIKE_NORMAL, stages, inFlightMax: Math.max(2000, SPIKE_NORMAL * SPIKE_FACTOR * 3) },
@@ -336,6 +347,7 @@ async function runSpike(p: Peakpay, ledger: Ledger): Promise<void> {
     // [second, requests started, acknowledged, p99 ms of the requests started in that second]
     per_second: r.perSecond.map((s) => [s.t, s.started, s.acknowledged, Math.round(s.p99)]),
     cpu_cores_during_load: cpu, busy_before: busyBefore, ...contamination(cpu),
+    redis_aof_rewrites: rewritesDuring('spike', aof0, await aofState(p.redis)),
   });
   line.payments_per_s = settledAtMs === null ? 0 : round(acked / (settledAtMs / 1000));
   lines.set('spike', line);
