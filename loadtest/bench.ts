@@ -28,7 +28,8 @@
 // (auto: 15% of uniform) --spike-factor F (10) --naive-workers N (2) --naive-pool N (16 per worker) --settle-timeout
 // S (120) --quiet-wait S (20: wait for a quiet machine before each scenario) --database NAME
 // (peakpay_bench, dropped and recreated) --profile DIR (V8 CPU profiles of engine, settlement and ingress).
-// Environment: BENCH_NODE_FLAGS="--flag …" is passed to the node of every process started here (A/B of V8 flags).
+// Environment: BENCH_NODE_FLAGS="--flag …" is passed to the node of every process started here,
+// BENCH_NODE_FLAGS_<NAME> (ENGINE, SETTLEMENT, WEBHOOKS, INGRESS) to one of them (A/B of V8 flags).
 import { randomBytes } from 'node:crypto';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';

@@ -33,7 +33,10 @@ export function killChildren(): void {
 export function spawnTs(name: string, entry: string, env: NodeJS.ProcessEnv, opts: { cpuProfDir?: string; quiet?: boolean } = {}): Proc {
   const prof = opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${join(opts.cpuProfDir, name)}`] : [];
   if (opts.cpuProfDir) mkdirSync(join(opts.cpuProfDir, name), { recursive: true });
-  const extra = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
+  // For A/B runs of V8 flags: BENCH_NODE_FLAGS for every process, BENCH_NODE_FLAGS_<NAME> (e.g.
+  // _ENGINE) for one; later flags win, so either can override NODE_FLAGS.
+  const extra = [process.env.BENCH_NODE_FLAGS, process.env[`BENCH_NODE_FLAGS_${name.toUpperCase()}`]]
+    .flatMap((v) => (v ?? '').split(' ')).filter((f) => f !== '');
   const child = spawn(process.execPath, [...NODE_FLAGS, ...extra, ...prof, '--import', 'tsx', join(PROJECT_ROOT, entry)], {
     env, stdio: ['ignore', 'pipe', opts.quiet ? 'ignore' : 'inherit'], cwd: PROJECT_ROOT,
   });
