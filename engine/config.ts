@@ -31,6 +31,13 @@ const envSchema = z.object({
   // Where they share cores with the ingress, a positive value lets the ingress accept a spike first
   // and the engine work the queue off after it.
   PEAKPAY_BACKGROUND_NICE: intFrom(0, 19, 0),
+  // Front-door priority where ingress and engine share cores (engine/shards/intake.ts): while an
+  // ingress's event loop is busy at least this percentage of the time, report after report, the
+  // engine takes fewer commands a second (never fewer than the floor, at most 20 s in a row) and
+  // the spike waits in JetStream, answered 202. 0 = off: an overload that lasts is better decided
+  // at full speed (docs/OPERATIONS.md, "Servers on a small machine").
+  PEAKPAY_ENGINE_YIELD_ELU_PERCENT: intFrom(0, 100, 0),
+  PEAKPAY_ENGINE_YIELD_FLOOR_PER_S: intFrom(1, 1_000_000, 200),
   PEAKPAY_ENGINE_ID: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).default(`${hostname().replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 40)}-${process.pid}`),
   // At least IDEMPOTENCY_TTL_S: an Idempotency-Key the engine completed replays its op record.
   PEAKPAY_OP_TTL_S: intFrom(IDEMPOTENCY_TTL_S, 90 * 86400, 7 * 86400),
@@ -84,6 +91,8 @@ export type Config = {
   ingressDeadlineMs: number;
   ingressBacklogLagMs: number;
   backgroundNice: number;
+  /** engine/shards/intake.ts: null = off. */
+  engineYield: { elu: number; floorPerS: number } | null;
   engineId: string;
   opTtlS: number;
   /** engine/channels/settings.ts JSON; null = no channels (balance payments only). */
@@ -146,6 +155,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ingressDeadlineMs: e.PEAKPAY_INGRESS_DEADLINE_MS,
     ingressBacklogLagMs: backlogLagMs,
     backgroundNice: e.PEAKPAY_BACKGROUND_NICE,
+    engineYield: e.PEAKPAY_ENGINE_YIELD_ELU_PERCENT > 0
+      ? { elu: e.PEAKPAY_ENGINE_YIELD_ELU_PERCENT / 100, floorPerS: e.PEAKPAY_ENGINE_YIELD_FLOOR_PER_S }
+      : null,
     engineId: e.PEAKPAY_ENGINE_ID,
     opTtlS: e.PEAKPAY_OP_TTL_S,
     channelsFile: e.PEAKPAY_CHANNELS_FILE ?? null,

@@ -242,6 +242,21 @@ export function engineMetrics(registry = new Registry()) {
       registers: [registry],
     }),
     shardsOwned: new Gauge({ name: 'peakpay_engine_shards_owned', help: 'Shards this engine owns', registers: [registry] }),
+    intakeLimited: new Gauge({
+      name: 'peakpay_engine_intake_limited',
+      help: 'Whether this engine paces its pulls because an ingress is saturated (1) or not (0) (PEAKPAY_ENGINE_YIELD_ELU_PERCENT)',
+      registers: [registry],
+    }),
+    intakeLimit: new Gauge({
+      name: 'peakpay_engine_intake_limit_commands_per_second',
+      help: 'Commands a second this engine takes from JetStream while limited; 0 while not',
+      registers: [registry],
+    }),
+    intakeLimitedSeconds: new Counter({
+      name: 'peakpay_engine_intake_limited_seconds_total',
+      help: 'Time this engine spent pacing its pulls for a saturated ingress',
+      registers: [registry],
+    }),
     riskRefusals: new Counter({
       name: 'peakpay_risk_refusals_total',
       help: 'Payments refused by a risk rule (status failed), by reason code (docs/RISK.md)',

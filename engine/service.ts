@@ -1,14 +1,17 @@
 // The engine process: takes shard leases on NATS KV and runs the shards it owns. Started by
 // engine/main.ts and by tests (several engines may run side by side and share the shards).
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
 import type { Config } from './config.ts';
 import { connectNats, connectRedis, logger } from './infra.ts';
 import { ShardLeases } from './leases/index.ts';
-import { BACKLOG_SAMPLE_EVERY_MS, channelMetrics, engineMetrics, sampleConsumerLag, sampleEvery, serveMetrics } from './metrics.ts';
-import { names } from './protocol/subjects.ts';
+import { BACKLOG_SAMPLE_EVERY_MS, channelMetrics, engineMetrics, sampleConsumerLag, sampleEvery, serveMetrics, type EngineMetrics } from './metrics.ts';
+import { names, type Names } from './protocol/subjects.ts';
 import { MoneyStore } from './redis/store.ts';
 import { ReplyOut } from './shards/reply-out.ts';
 import { ShardRunner } from './shards/runner.ts';
+import { decodeIngressLoad, IntakeGovernor, TICK_MS } from './shards/intake.ts';
 import { ensureShardConsumer, ensureStreams } from './streams.ts';
 import { inlineCrypto, poolCrypto } from './channels/crypto.ts';
 import { buildDesk } from './channels/registry.ts';
@@ -44,6 +47,7 @@ export async function startEngine(config: Config, opts: EngineOptions = {}) {
 
   const runners = new Map<number, ShardRunner>();
   const replies = new ReplyOut(nc);
+  const intake = config.engineYield ? startIntake(nc, n, config.engineYield, metrics, log) : null;
   metrics.shardsConfigured.set(config.shardCount);
   metrics.observeShards(() => [...runners.values()]);
   const lagSampler = sampleEvery(BACKLOG_SAMPLE_EVERY_MS, () => sampleConsumerLag(jsm, n, runners.keys(), metrics.consumerLag), log, 'consumer lag');
@@ -54,7 +58,7 @@ export async function startEngine(config: Config, opts: EngineOptions = {}) {
     log,
     onAcquire: async (shard) => {
       const runner = new ShardRunner(shard, {
-        nc, js, jsm, store, redis, names: n, log, metrics, desk, replies,
+        nc, js, jsm, store, redis, names: n, log, metrics, desk, replies, intake: intake?.governor ?? null,
         batchMax: config.actorBatchMax,
         inflightMax: config.shardInflightMax,
         ...(opts.now ? { now: opts.now } : {}),
@@ -83,6 +87,7 @@ export async function startEngine(config: Config, opts: EngineOptions = {}) {
     async stop(): Promise<void> {
       metricsServer?.close();
       lagSampler.stop();
+      intake?.stop();
       await leases.stop();
       await nc.drain().catch(() => undefined);
       redis.disconnect();
@@ -92,3 +97,41 @@ export async function startEngine(config: Config, opts: EngineOptions = {}) {
   };
 }
 export type RunningEngine = Awaited<ReturnType<typeof startEngine>>;
+
+/**
+ * Front-door priority (engine/shards/intake.ts): the ingresses' load reports in, one control step
+ * every TICK_MS, the state out as metrics. A report that does not parse is dropped and logged once
+ * a minute at most: it must not stop the engine, and a stranger on the subject must not flood the log.
+ */
+function startIntake(nc: NatsConnection, n: Names, settings: { elu: number; floorPerS: number }, metrics: EngineMetrics, log: Logger) {
+  const governor = new IntakeGovernor({ yieldElu: settings.elu, floorPerS: settings.floorPerS });
+  let badLoggedAtMs = 0;
+  const sub = nc.subscribe(n.ingressLoad, {
+    callback: (err, msg) => {
+      if (err) return;
+      const parsed = decodeIngressLoad(msg.data);
+      if (parsed) governor.observe(parsed);
+      else if (Date.now() - badLoggedAtMs > 60_000) {
+        badLoggedAtMs = Date.now();
+        log.warn({ subject: msg.subject }, 'unreadable ingress load report dropped');
+      }
+    },
+  });
+  let wasLimited = false;
+  const timer = setInterval(() => {
+    const s = governor.tick();
+    if (s.limited !== wasLimited) log.info({ limitPerS: s.limitPerS }, s.limited ? 'an ingress is saturated: pacing pulls' : 'ingress load normal: pulls unpaced');
+    wasLimited = s.limited;
+    metrics.intakeLimited.set(s.limited ? 1 : 0);
+    metrics.intakeLimit.set(s.limitPerS);
+    if (s.limited) metrics.intakeLimitedSeconds.inc(TICK_MS / 1000);
+  }, TICK_MS);
+  timer.unref();
+  return {
+    governor,
+    stop(): void {
+      clearInterval(timer);
+      sub.unsubscribe();
+    },
+  };
+}

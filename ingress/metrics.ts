@@ -1,7 +1,7 @@
 // Prometheus metrics of the ingress (GET /metrics on its own HTTP port). Labels are bounded: the
 // route is fastify's pattern (/v1/payments/:id, or "unmatched"), never the URL with its ids; the
 // method is one Node's HTTP parser accepts; the status one fastify sends.
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { SendResult } from '../engine/client/index.ts';
 
 export function ingressMetrics(registry = new Registry()) {
@@ -19,6 +19,11 @@ export function ingressMetrics(registry = new Registry()) {
       help: 'HTTP request latency by method and route',
       labelNames: ['method', 'route'] as const,
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5],
+      registers: [registry],
+    }),
+    eventLoopUtilization: new Gauge({
+      name: 'peakpay_ingress_event_loop_utilization_ratio',
+      help: 'Share of the last 100 ms the event loop was busy (what the ingress reports to the engines: engine/shards/intake.ts)',
       registers: [registry],
     }),
     authFailures: new Counter({

@@ -66,7 +66,7 @@ export function openApiDocument() {
               + `/v1/payments/{id}/verify) or failed with failure.code one of ${RISK_REFUSAL_REASONS.join(', ')} (risk rules, `
               + 'docs/RISK.md) or balance.insufficient_funds',
             ),
-            202: paymentResponse('Not decided within the deadline, or the engine is behind: status processing; poll Location (it reads processing until the engine decides) or wait for the webhook'),
+            202: paymentResponse('Not decided within the deadline, or the engine is behind: status processing; poll Location no sooner than Retry-After (seconds; it reads processing until the engine decides) or wait for the webhook'),
             ...errorsFor(...POST_ERRORS, 'validation.amount_above_maximum', 'payment.duplicate_out_trade_no', 'account.not_found', 'account.currency_mismatch', 'payment.method_unavailable'),
           },
         },

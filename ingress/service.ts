@@ -19,6 +19,7 @@ import { loadChannelSettings, type ChannelSettings } from '../engine/channels/se
 import { channelMetrics } from '../engine/metrics.ts';
 import { RateLimiter } from './rate-limit.ts';
 import { buildServer } from './server.ts';
+import { startLoadReports } from './load-report.ts';
 import { NONCE_TTL_S } from './signature.ts';
 
 /** Connections the kernel queues before the ingress accepts them. */
@@ -56,6 +57,7 @@ export async function startIngress(
     channelMetrics: channelSettings ? channelMetrics(metrics.registry) : null,
   };
   const app = await buildServer(ctx, https ? { https } : {});
+  const loadReports = startLoadReports(nc, n.ingressLoad, metrics.eventLoopUtilization);
   // Node's default accept backlog is 511: in a midnight spike the kernel reset connections beyond it
   // (ECONNRESET at the storefront, docs/BENCHMARKS.md) while JetStream had room. A longer queue turns
   // those into waiting; the kernel caps it at net.core.somaxconn (4096 on current Linux).
@@ -64,6 +66,7 @@ export async function startIngress(
     app,
     ctx,
     async stop(): Promise<void> {
+      loadReports.stop();
       await app.close();
       client.stop();
       await nc.drain().catch(() => undefined);

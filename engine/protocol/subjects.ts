@@ -58,6 +58,8 @@ export function names(namespace: string, shardCount: number) {
     webhookDispatchConsumer: `${namespace}-webhooks-dispatch`,
     webhookDeliverConsumer: `${namespace}-webhooks-deliver`,
     replyPrefix: `${namespace}.reply`,
+    /** Core NATS, no stream: each ingress's event-loop load, read by the engines (engine/shards/intake.ts). */
+    ingressLoad: `${namespace}.ctl.ingress_load`,
     redisPrefix: namespace,
     /**
      * Every JetStream stream the namespace's processes create (the lease bucket is stream

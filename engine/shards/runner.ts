@@ -29,6 +29,7 @@ import type { Outcome } from './outcome.ts';
 import { observeRisk } from '../risk/metrics.ts';
 import type { ChannelDesk } from '../channels/desk.ts';
 import { ChannelWork } from './channel-work.ts';
+import type { IntakeGovernor } from './intake.ts';
 import type { ApplyOptions } from './apply.ts';
 
 export type RunnerDeps = {
@@ -49,6 +50,8 @@ export type RunnerDeps = {
   now?: () => number;
   /** The payment channels; without them channel payments are refused (payment.method_unavailable). */
   desk?: ChannelDesk | null;
+  /** Front-door priority (engine/shards/intake.ts): paces the pulls while an ingress is saturated. */
+  intake?: IntakeGovernor | null;
 };
 
 /** key: the stream sequence; negative for a catch-up copy, which is not acknowledged. */
@@ -160,8 +163,10 @@ export class ShardRunner {
         while (!this.stopped && !this.failure) {
           if (this.unacked.size >= this.d.inflightMax / 2) await this.drained();
           if (this.stopped || this.failure) break;
-          const room = this.d.inflightMax - this.unacked.size;
-          const messages = await consumer.fetch({ max_messages: Math.min(this.d.batchMax * 2, room), expires: PULL_EXPIRES_MS });
+          const room = Math.min(this.d.batchMax * 2, this.d.inflightMax - this.unacked.size);
+          const pull = this.d.intake ? await this.d.intake.take(room, () => this.stopped || this.failure !== null) : room;
+          if (this.stopped || this.failure || pull === 0) break;
+          const messages = await consumer.fetch({ max_messages: pull, expires: PULL_EXPIRES_MS });
           this.messages = messages;
           if (this.stopped) await messages.close();
           for await (const m of messages) {
@@ -260,7 +265,10 @@ export class ShardRunner {
       if (replyHeader && !isBatch) this.refuse(replyHeader, 'unknown', 'undecodable command');
       return;
     }
-    if (!catchUp) this.d.metrics.commandsPerMessage.observe(entries.length);
+    if (!catchUp) {
+      this.d.metrics.commandsPerMessage.observe(entries.length);
+      this.d.intake?.received(entries.length);
+    }
     const key = catchUp ? -m.seq : m.seq;
     const held: Held = { m, left: 0 };
     const envelopes: Envelope[] = [];

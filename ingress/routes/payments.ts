@@ -53,6 +53,14 @@ async function replayCreated(ctx: IngressContext, merchantId: string, cmdId: str
 // A module-level object, not a closure per request (tsx names each closure it creates: docs/ARCHITECTURE.md).
 const CREATE_OPTIONS: IdempotentOptions = { replayOp: replayCreated };
 
+/**
+ * A payment still `processing` (answered 202, waiting in JetStream's backlog) is answered with
+ * Retry-After: poll no sooner than this. A storefront polling every 250 ms during a spike asks four
+ * times a second per payment the engine has not reached, and those reads alone can saturate the
+ * ingress the backlog was meant to relieve (docs/BENCHMARKS.md, session 18).
+ */
+export const PROCESSING_RETRY_AFTER_S = '1';
+
 /** Engine reply → HTTP. `processing` answers 202 when the engine did not decide in time. */
 export async function answer(
   ctx: IngressContext,
@@ -65,7 +73,7 @@ export async function answer(
     countUndecided(ctx.metrics, sent);
     const p = await processing();
     if (!p) throw new ApiError('engine.unavailable', 'the engine did not answer in time');
-    return jsonResult(202, p, { location: paymentLocation(p.id) });
+    return jsonResult(202, p, { location: paymentLocation(p.id), 'retry-after': PROCESSING_RETRY_AFTER_S });
   }
   const r = sent.reply;
   if (r.ok) {
@@ -123,7 +131,7 @@ export function paymentRoutes(app: FastifyInstance, ctx: IngressContext): void {
     const { id } = req.params as { id: string };
     const p = await findPayment(ctx, merchant.id, id);
     if (!p) throw new ApiError('payment.not_found', `no payment ${id}`);
-    return send(reply, jsonResult(200, p));
+    return send(reply, jsonResult(200, p, p.status === 'processing' ? { 'retry-after': PROCESSING_RETRY_AFTER_S } : {}));
   });
 
   app.get('/v1/payments', async (req, reply) => {

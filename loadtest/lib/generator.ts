@@ -9,7 +9,8 @@ import { Client } from 'undici';
 import { arrivalsBy, totalS, type Stage } from '../k6/lib/shapes.ts';
 
 export type HttpRequest = { method: 'GET' | 'POST'; path: string; body?: string; headers: Record<string, string>; tag: string };
-export type HttpResponse = { status: number; body: string; ms: number };
+/** retryAfterS: the answer's Retry-After in whole seconds, when it had one. */
+export type HttpResponse = { status: number; body: string; ms: number; retryAfterS?: number };
 export type Send = (req: HttpRequest) => Promise<HttpResponse>;
 /** One iteration (a payment: one or more requests); resolves true when it was acknowledged. */
 export type Iteration = (send: Send) => Promise<boolean>;
@@ -109,20 +110,26 @@ class Connections {
  * request() does, without a Readable stream per response (the generator's own CPU is taken from
  * the servers it measures: 36 → 28 µs a request against the ceiling, docs/BENCHMARKS.md).
  */
-function exchange(connections: Connections, req: HttpRequest): Promise<{ statusCode: number; body: string }> {
+function exchange(connections: Connections, req: HttpRequest): Promise<{ statusCode: number; body: string; retryAfterS?: number }> {
   const client = connections.acquire();
   return new Promise((resolve, reject) => {
     let statusCode = 0;
+    let retryAfterS: number | undefined;
     const chunks: Buffer[] = [];
     const done = (err: Error | null) => {
       connections.release(client);
       if (err) reject(err);
-      else resolve({ statusCode, body: chunks.length === 1 ? (chunks[0] as Buffer).toString('utf8') : Buffer.concat(chunks).toString('utf8') });
+      else {
+        const body = chunks.length === 1 ? (chunks[0] as Buffer).toString('utf8') : Buffer.concat(chunks).toString('utf8');
+        resolve(retryAfterS === undefined ? { statusCode, body } : { statusCode, body, retryAfterS });
+      }
     };
     client.dispatch({ method: req.method, path: req.path, body: req.body ?? null, headers: req.headers }, {
       onRequestStart() {},
-      onResponseStart(_controller, status) {
+      onResponseStart(_controller, status, headers) {
         statusCode = status;
+        const ra = headers['retry-after'];
+        if (typeof ra === 'string' && /^\d{1,6}$/.test(ra)) retryAfterS = Number(ra);
       },
       onResponseData(_controller, chunk) {
         chunks.push(chunk);
@@ -188,7 +195,7 @@ export async function runLoad(baseUrl: string, load: Load, iteration: Iteration,
         errors++;
         if (errorSamples.length < ERROR_SAMPLES_MAX) errorSamples.push(`${req.tag} ${res.statusCode} ${body.slice(0, 200)}`);
       }
-      return { status: res.statusCode, body, ms };
+      return res.retryAfterS === undefined ? { status: res.statusCode, body, ms } : { status: res.statusCode, body, ms, retryAfterS: res.retryAfterS };
     } catch (err) {
       errors++;
       const code = (err as { code?: string }).code ?? (err as Error).name;

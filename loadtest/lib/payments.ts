@@ -94,25 +94,33 @@ export function automaticPayment(reqs: PaymentRequests, pick: Pick, ledger: Ledg
   };
 }
 
-/** A 202 `processing` is polled this often, at most this long, as a storefront would. */
+/**
+ * A 202 `processing` is polled this often, at most this long, as a storefront would; no sooner than
+ * the answer's Retry-After says, as a polite one does.
+ */
 const POLL_INTERVAL_MS = 250;
+const RETRY_AFTER_S_MAX = 10;
 const POLL_WAIT_MS_MAX = 60_000;
 
 /**
  * The payment as the engine decided it: the answer itself, or, for 202 (not decided in time, or
  * accepted into the engine's backlog), what GET /v1/payments/:id says once it is no longer processing.
  */
-async function decided(send: Parameters<Iteration>[0], reqs: PaymentRequests, m: BenchMerchant, res: { status: number; body: string }, okStatus: number) {
+const pollWaitMs = (retryAfterS: number | undefined): number => Math.max(POLL_INTERVAL_MS, Math.min(RETRY_AFTER_S_MAX, retryAfterS ?? 0) * 1000);
+
+async function decided(send: Parameters<Iteration>[0], reqs: PaymentRequests, m: BenchMerchant, res: { status: number; body: string; retryAfterS?: number }, okStatus: number) {
   const p = json(res.body);
   if (res.status === okStatus) return p;
   if (res.status !== 202 || typeof p?.id !== 'string') return null;
   const deadline = performance.now() + POLL_WAIT_MS_MAX;
+  let waitMs = pollWaitMs(res.retryAfterS);
   for (let last = p; performance.now() < deadline; ) {
     if (last.status !== 'processing' && !(okStatus === 200 && last.status === 'authorized')) return last;
-    await new Promise((r) => setTimeout(r, POLL_INTERVAL_MS));
+    await new Promise((r) => setTimeout(r, waitMs));
     const polled = await send(reqs.read(m, p.id));
     if (polled.status !== 200) return null;
     last = json(polled.body) ?? last;
+    waitMs = pollWaitMs(polled.retryAfterS);
   }
   return null;
 }

@@ -76,6 +76,7 @@ describe('past the ingress deadline (no engine running)', () => {
     const processing = first.json();
     expect(processing).toMatchObject({ status: 'processing', amount: 2500, currency: 'CNY', out_trade_no: JSON.parse(body).out_trade_no });
     expect(first.headers.location).toBe(`/v1/payments/${processing.id}`);
+    expect(first.headers['retry-after']).toBe('1');
     expect(await h.streamMessages('cmd')).toBe(cmdBefore + 1);
 
     const replay = await h.call(merchant, 'POST', '/v1/payments', body, { 'idempotency-key': key });
@@ -87,6 +88,7 @@ describe('past the ingress deadline (no engine running)', () => {
     const queued = await h.call(merchant, 'GET', first.headers.location as string);
     expect(queued.statusCode).toBe(200);
     expect(queued.json()).toEqual(processing);
+    expect(queued.headers['retry-after']).toBe('1');
     const byOtn = await h.call(merchant, 'GET', `/v1/payments?out_trade_no=${processing.out_trade_no}`);
     expect(byOtn.statusCode).toBe(200);
     expect(byOtn.json()).toEqual(processing);
