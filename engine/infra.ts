@@ -64,8 +64,16 @@ export function connectRedis(config: Config, name: string): Redis {
   });
 }
 
-export function pgPool(config: Config, max = 8): pg.Pool {
-  return new pg.Pool({ connectionString: config.databaseUrl, max, idleTimeoutMillis: 30_000 });
+export function pgPool(config: Config, max = 8, log?: Logger): pg.Pool {
+  const pool = new pg.Pool({ connectionString: config.databaseUrl, max, idleTimeoutMillis: 30_000 });
+  // An idle client's connection can end under it (Postgres restarted, an administrator terminated
+  // its backend). node-postgres then emits 'error' on the pool, and an 'error' event nobody listens
+  // to ends the process. The pool has already dropped that client; the next query connects anew.
+  pool.on('error', (err) => {
+    if (log) log.warn({ err: err.message }, 'an idle Postgres connection was lost; the pool reconnects');
+    else process.stderr.write(`an idle Postgres connection was lost; the pool reconnects: ${err.message}\n`);
+  });
+  return pool;
 }
 
 /** A process's stop must end, even when a server it talks to has gone away. */

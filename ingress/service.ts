@@ -37,7 +37,7 @@ export async function startIngress(
   const jsm = await jetstreamManager(nc);
   await ensureStreams(jsm, n);
   const redis = connectRedis(config, 'ingress');
-  const pool = opts.pool ?? pgPool(config, 8);
+  const pool = opts.pool ?? pgPool(config, 8, log);
   const channelSettings = opts.channels !== undefined ? opts.channels : config.channelsFile ? loadChannelSettings(config.channelsFile) : null;
   const metrics = ingressMetrics();
   const client = new CommandClient(nc, jetstream(nc), n, { backlogLagMs: config.ingressBacklogLagMs });

@@ -43,7 +43,7 @@ export async function startSettlement(config: Config, opts: { pool?: pg.Pool; lo
   const nc = await connectNats(config, 'settlement');
   const jsm = await jetstreamManager(nc);
   const js = jetstream(nc);
-  const pool = opts.pool ?? pgPool(config, 4);
+  const pool = opts.pool ?? pgPool(config, 4, log);
   const ownsPool = !opts.pool;
   const batchMax = config.settlementBatchMax;
   await ensureStreams(jsm, n);

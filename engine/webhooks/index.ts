@@ -31,7 +31,7 @@ export async function startWebhooks(config: Config, opts: { pool?: pg.Pool; log?
   const nc = await connectNats(config, 'webhooks');
   const jsm = await jetstreamManager(nc);
   const js = jetstream(nc);
-  const pool = opts.pool ?? pgPool(config, 2);
+  const pool = opts.pool ?? pgPool(config, 2, log);
   const ownsPool = !opts.pool;
   await ensureStreams(jsm, n);
   await ensureWebhookStreams(jsm, n);
