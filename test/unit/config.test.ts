@@ -12,6 +12,13 @@ describe('configuration', () => {
     expect(c.ingressBacklogLagMs).toBe(1000);
   });
 
+  it('leaves yielding to a saturated ingress off unless set, and reads the percentage as a share', () => {
+    expect(loadConfig({ PEAKPAY_MASTER_KEY: KEY }).engineYield).toBeNull();
+    expect(loadConfig({ PEAKPAY_MASTER_KEY: KEY, PEAKPAY_ENGINE_YIELD_ELU_PERCENT: '95' }).engineYield).toEqual({ elu: 0.95, floorPerS: 200 });
+    expect(() => loadConfig({ PEAKPAY_MASTER_KEY: KEY, PEAKPAY_ENGINE_YIELD_ELU_PERCENT: '101' })).toThrow(/PEAKPAY_ENGINE_YIELD_ELU_PERCENT/);
+    expect(() => loadConfig({ PEAKPAY_MASTER_KEY: KEY, PEAKPAY_ENGINE_YIELD_FLOOR_PER_S: '0' })).toThrow(/PEAKPAY_ENGINE_YIELD_FLOOR_PER_S/);
+  });
+
   it('keeps the backlog setting below the ingress deadline', () => {
     expect(loadConfig({ PEAKPAY_MASTER_KEY: KEY, PEAKPAY_INGRESS_DEADLINE_MS: '300' }).ingressBacklogLagMs).toBe(150);
     expect(loadConfig({ PEAKPAY_MASTER_KEY: KEY, PEAKPAY_INGRESS_BACKLOG_LAG_MS: '0' }).ingressBacklogLagMs).toBe(0);
