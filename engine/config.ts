@@ -32,10 +32,10 @@ const envSchema = z.object({
   // and the engine work the queue off after it.
   PEAKPAY_BACKGROUND_NICE: intFrom(0, 19, 0),
   // Front-door priority where ingress and engine share cores (engine/shards/intake.ts): while an
-  // ingress's event loop is busy at least this percentage of the time, report after report, the
-  // engine takes fewer commands a second (never fewer than the floor, at most 20 s in a row) and
-  // the spike waits in JetStream, answered 202. 0 = off: an overload that lasts is better decided
-  // at full speed (docs/OPERATIONS.md, "Servers on a small machine").
+  // ingress's event loop is busy at least this percentage of the time, report after report, and
+  // the kernel turns its connections away, the engine takes fewer commands a second (never fewer
+  // than the floor, at most 20 s in a row) and the spike waits in JetStream, answered 202. 0 = off
+  // (docs/OPERATIONS.md, "Servers on a small machine").
   PEAKPAY_ENGINE_YIELD_ELU_PERCENT: intFrom(0, 100, 0),
   PEAKPAY_ENGINE_YIELD_FLOOR_PER_S: intFrom(1, 1_000_000, 200),
   PEAKPAY_ENGINE_ID: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).default(`${hostname().replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 40)}-${process.pid}`),

@@ -11,13 +11,16 @@
 // works the queue off.
 //
 // The signal: each ingress publishes its event-loop utilisation (ELU: the share of wall time its
-// loop was busy) every LOAD_REPORT_EVERY_MS on a core NATS subject (IngressLoad below). ELU near 1
-// for several reports in a row means requests are waiting for the ingress itself; a busy machine
-// under a closed loop does not do that (its ingress's ELU stays at 0.4-0.9: measured).
+// loop was busy) every LOAD_REPORT_EVERY_MS on a core NATS subject (IngressLoad below), with the
+// connections the kernel turned away meanwhile (accept queue full; where the ingress can read that).
+// ELU near 1 for several reports in a row means requests are waiting for the ingress itself (a busy
+// machine under a closed loop keeps its ingress at 0.4-0.9: measured); connections turned away
+// mean the front door is losing arrivals, which a spike does and a steady overload does not.
 //
 // The control: a token bucket on the commands the shard runners of this process take from
 // JetStream, ticked every TICK_MS:
-// - an ingress saturated (its last HOT_REPORTS_MIN reports at or above yieldElu): the limit falls
+// - an ingress saturated (its last HOT_REPORTS_MIN reports at or above yieldElu, and connections
+//   turned away within OVERFLOW_RECENT_MS, or it cannot tell): the limit falls
 //   by a quarter per tick, starting from what the engine took in the last tick, down to floorPerS;
 // - every ingress at or below releaseElu: the limit grows by a quarter per tick, and is lifted once
 //   back at the most the engine took in half a second before it was limited;
@@ -35,6 +38,8 @@ export const LOAD_REPORT_EVERY_MS = 100;
 export const TICK_MS = 100;
 /** An ingress counts as saturated after this many consecutive reports at or above yieldElu. */
 export const HOT_REPORTS_MIN = 2;
+/** An ingress that turned connections away this recently still counts as turning them away. */
+export const OVERFLOW_RECENT_MS = 2_000;
 /** A report older than this is forgotten (its ingress stopped, or reports no more). */
 export const REPORT_STALE_MS = 1_000;
 /** Reports of at most this many ingresses are kept (a deployment runs a handful). */
@@ -60,6 +65,8 @@ export const ingressLoadSchema = z.object({
   /** Event-loop utilisation over the last window_ms, 0-1. */
   elu: z.number().min(0).max(1),
   window_ms: z.number().int().positive().max(60_000),
+  /** Connections the kernel turned away in the window (accept queue full); absent where unknown. */
+  listen_overflows: z.number().int().min(0).optional(),
 });
 export type IngressLoad = z.infer<typeof ingressLoadSchema>;
 
@@ -72,7 +79,8 @@ export type IntakeSettings = {
 
 export type IntakeState = { limited: boolean; limitPerS: number };
 
-type Seen = { elu: number; atMs: number; hot: number };
+/** overflowAtMs: when the ingress last reported connections turned away; null: it does not know them. */
+type Seen = { elu: number; atMs: number; hot: number; overflowAtMs: number | null };
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -111,8 +119,12 @@ export class IntakeGovernor {
   observe(report: IngressLoad): void {
     const prev = this.seen.get(report.ingress_id);
     if (!prev && this.seen.size >= INGRESSES_MAX) return; // bounded; a real deployment never gets here
+    const nowMs = this.now();
     const hot = report.elu >= this.yieldElu ? (prev?.hot ?? 0) + 1 : 0;
-    this.seen.set(report.ingress_id, { elu: report.elu, atMs: this.now(), hot });
+    const overflowAtMs = report.listen_overflows === undefined ? null
+      : report.listen_overflows > 0 ? nowMs
+      : (prev?.overflowAtMs ?? Number.NEGATIVE_INFINITY);
+    this.seen.set(report.ingress_id, { elu: report.elu, atMs: nowMs, hot, overflowAtMs });
   }
 
   /** One control step; call every TICK_MS. */
@@ -125,7 +137,11 @@ export class IntakeGovernor {
         this.seen.delete(id);
         continue;
       }
-      if (s.hot >= HOT_REPORTS_MIN) saturated = true;
+      // Busy is not enough: under a steady overload the ingress is busy too, and yielding then only
+      // turns decisions into 202s. Turning connections away is what a spike does (0 in every
+      // sustained 2,000/s run, 16,000-47,000 in every 10× spike: BENCHMARKS session 18).
+      const turningAway = s.overflowAtMs === null || nowMs - s.overflowAtMs <= OVERFLOW_RECENT_MS;
+      if (s.hot >= HOT_REPORTS_MIN && turningAway) saturated = true;
       if (s.elu > this.releaseElu) relaxed = false;
     }
     const takenPerS = (this.takenInTick * 1000) / Math.max(1, nowMs - this.tickAtMs);

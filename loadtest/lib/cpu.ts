@@ -3,6 +3,7 @@
 // backend), and the rest of the machine. In cores: CPU seconds / wall seconds. Linux only; the
 // servers are shared with whoever else uses them at the time, which the "other" figure hints at.
 import { readdirSync, readFileSync } from 'node:fs';
+import { listenOverflows as readListenOverflows } from '../../ingress/load-report.ts';
 
 const TICKS_PER_S = 100; // USER_HZ on Linux
 const SERVER_COMMS = ['nats-server', 'redis-server', 'postgres'] as const;
@@ -108,13 +109,4 @@ export async function waitQuiet(waitMsMax: number, busyCoresMax = 0.3): Promise<
  * Connections the kernel dropped because a server's accept queue was full (TcpExt ListenOverflows,
  * machine-wide): the cause of ECONNRESET on requests sent over connections the server never took.
  */
-export function listenOverflows(): number {
-  const lines = readFileSync('/proc/net/netstat', 'utf8').split('\n');
-  for (let i = 0; i + 1 < lines.length; i += 2) {
-    const names = (lines[i] as string).split(/\s+/);
-    const vals = (lines[i + 1] as string).split(/\s+/);
-    const at = names.indexOf('ListenOverflows');
-    if (names[0] === 'TcpExt:' && at > 0) return Number(vals[at]);
-  }
-  return 0;
-}
+export const listenOverflows = (): number => readListenOverflows() ?? 0;

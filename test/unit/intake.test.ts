@@ -3,7 +3,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
-  decodeIngressLoad, encodeIngressLoad, HOT_REPORTS_MIN, INGRESSES_MAX, IntakeGovernor, REPORT_STALE_MS, TICK_MS, YIELD_COOLDOWN_MS, YIELD_MS_MAX,
+  decodeIngressLoad, encodeIngressLoad, HOT_REPORTS_MIN, INGRESSES_MAX, IntakeGovernor, OVERFLOW_RECENT_MS, REPORT_STALE_MS, TICK_MS, YIELD_COOLDOWN_MS,
+  YIELD_MS_MAX,
   type IngressLoad,
 } from '../../engine/shards/intake.ts';
 
@@ -137,6 +138,43 @@ describe('IntakeGovernor: when it limits', () => {
   });
 });
 
+describe('IntakeGovernor: busy is not enough where the ingress knows its turned-away connections', () => {
+  function withOverflows() {
+    const g = governor();
+    /** One tick after a report of `elu` and `overflows` connections turned away. */
+    const step = (elu: number, overflows: number, taken = 100) => {
+      g.g.observe({ v: 1, ingress_id: 'i1', elu, window_ms: 100, listen_overflows: overflows });
+      g.g.received(taken);
+      g.clock.ms += TICK_MS;
+      return g.g.tick();
+    };
+    return { ...g, step };
+  }
+
+  it('a saturated ingress that turns no connection away (a steady overload) does not limit', () => {
+    const { step } = withOverflows();
+    for (let i = 0; i < 30; i++) expect(step(1, 0).limited).toBe(false);
+  });
+
+  it('a saturated ingress turning connections away (a spike) limits', () => {
+    const { step } = withOverflows();
+    step(1, 0);
+    step(1, 0);
+    expect(step(1, 40).limited).toBe(true);
+  });
+
+  it('turned-away connections count for OVERFLOW_RECENT_MS: later, a still saturated ingress holds the limit', () => {
+    const { step } = withOverflows();
+    step(1, 10);
+    let s = step(1, 10);
+    expect(s.limited).toBe(true);
+    for (let t = 0; t < OVERFLOW_RECENT_MS; t += TICK_MS) s = step(1, 0);
+    const reached = s.limitPerS;
+    // Past the window: no longer falling (not saturated by this rule), not growing (ELU is high).
+    for (let i = 0; i < 10; i++) expect(step(1, 0)).toEqual({ limited: true, limitPerS: reached });
+  });
+});
+
 describe('IntakeGovernor: the bucket', () => {
   it('hands out everything at once while not limited', async () => {
     const { g } = governor();
@@ -211,11 +249,14 @@ describe('ingress load reports on the wire', () => {
   it('round-trip, and anything else decodes to null', () => {
     const r: IngressLoad = { v: 1, ingress_id: 'ingress-1-ab', elu: 0.97, window_ms: 100 };
     expect(decodeIngressLoad(encodeIngressLoad(r))).toEqual(r);
+    expect(decodeIngressLoad(encodeIngressLoad({ ...r, listen_overflows: 12 }))).toEqual({ ...r, listen_overflows: 12 });
     const enc = (x: unknown) => new TextEncoder().encode(JSON.stringify(x));
     expect(decodeIngressLoad(new TextEncoder().encode('not json'))).toBeNull();
     expect(decodeIngressLoad(enc({ ...r, v: 2 }))).toBeNull();
     expect(decodeIngressLoad(enc({ ...r, elu: 1.5 }))).toBeNull();
     expect(decodeIngressLoad(enc({ ...r, ingress_id: '' }))).toBeNull();
     expect(decodeIngressLoad(enc({ elu: 0.5 }))).toBeNull();
+    expect(decodeIngressLoad(enc({ ...r, listen_overflows: -1 }))).toBeNull();
+    expect(decodeIngressLoad(enc({ ...r, listen_overflows: 1.5 }))).toBeNull();
   });
 });
