@@ -26,6 +26,11 @@ export function ingressMetrics(registry = new Registry()) {
       help: 'Share of the last 100 ms the event loop was busy (what the ingress reports to the engines: engine/shards/intake.ts)',
       registers: [registry],
     }),
+    acceptQueue: new Gauge({
+      name: 'peakpay_ingress_accept_queue_connections',
+      help: 'Connections waiting in the listening socket\'s accept queue, sampled every 100 ms (Linux)',
+      registers: [registry],
+    }),
     authFailures: new Counter({
       name: 'peakpay_auth_failures_total',
       help: 'Rejected merchant calls by error code',
@@ -48,12 +53,18 @@ export function ingressMetrics(registry = new Registry()) {
       help: 'Requests answered 202 once JetStream stored them, because the engine lagged on their shard (PEAKPAY_INGRESS_BACKLOG_LAG_MS)',
       registers: [registry],
     }),
+    frontDoorAccepts: new Counter({
+      name: 'peakpay_ingress_front_door_accepts_total',
+      help: 'Requests answered 202 once JetStream stored them, because this ingress was falling behind its connections (accept queue)',
+      registers: [registry],
+    }),
   };
 }
 export type IngressMetrics = ReturnType<typeof ingressMetrics>;
 
 /** A command answered 202 without the engine's decision: counted by why (deadline or backlog). */
 export function countUndecided(m: IngressMetrics, sent: SendResult): void {
-  if (sent.kind === 'timeout' && sent.backlog) m.backlogAccepts.inc();
+  if (sent.kind === 'timeout' && sent.frontDoor) m.frontDoorAccepts.inc();
+  else if (sent.kind === 'timeout' && sent.backlog) m.backlogAccepts.inc();
   else m.engineTimeouts.inc();
 }

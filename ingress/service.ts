@@ -57,7 +57,14 @@ export async function startIngress(
     channelMetrics: channelSettings ? channelMetrics(metrics.registry) : null,
   };
   const app = await buildServer(ctx, https ? { https } : {});
-  const loadReports = startLoadReports(nc, n.ingressLoad, metrics.eventLoopUtilization);
+  const loadReports = startLoadReports(nc, n.ingressLoad, {
+    eluGauge: metrics.eventLoopUtilization,
+    acceptQueueGauge: metrics.acceptQueue,
+    listening: () => app.server.address(),
+    // Falling behind its connections: answer at the PubAck, so that no request holds a connection
+    // open for a decision while new ones queue (engine/client, "Front door").
+    onBehind: (forMs) => client.frontDoorBehind(forMs),
+  });
   // Node's default accept backlog is 511: in a midnight spike the kernel reset connections beyond it
   // (ECONNRESET at the storefront, docs/BENCHMARKS.md) while JetStream had room. A longer queue turns
   // those into waiting; the kernel caps it at net.core.somaxconn (4096 on current Linux).

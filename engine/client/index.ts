@@ -20,6 +20,14 @@
 // caller's whole deadline. Such a command is answered "processing" (202) as soon as JetStream has
 // stored it: the excess of a spike waits in JetStream, not in open HTTP connections. One command
 // per shard stays watched (the probe) so that the client sees when the engine has caught up.
+//
+// Front door: while the ingress itself falls behind its connections (frontDoorBehind(), from its
+// load reports: connections piling up in its accept queue), every command is answered "processing"
+// as soon as JetStream has stored it, and those already stored and waiting are answered at once. An
+// HTTP request held open for a decision keeps its connection busy, so a client with more to send
+// opens another, and the accept queue grows: in the benchmark's 10× spike the requests of its first
+// seconds waited out their 2-s deadline while thousands of new connections queued behind them
+// (docs/BENCHMARKS.md, session 19).
 import { headers, nuid, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import type { JetStreamClient } from '@nats-io/jetstream';
 import { decodeReply, decodeReplyBatch, encode } from '../protocol/codec.ts';
@@ -42,7 +50,7 @@ export const isEngineUnavailableError = (err: unknown): err is EngineUnavailable
  * duplicate: JetStream already held this cmd_id (only with `returnDuplicate`): the command is
  * stored and will be (or was) applied, but its reply went to whoever sent it first.
  */
-export type SendResult = { kind: 'reply'; reply: Reply } | { kind: 'timeout'; backlog?: true } | { kind: 'duplicate' };
+export type SendResult = { kind: 'reply'; reply: Reply } | { kind: 'timeout'; backlog?: true; frontDoor?: true } | { kind: 'duplicate' };
 
 /** Bounded: at most this many requests wait for a reply at once; past it, callers get 503. */
 export const WAITING_MAX = 50_000;
@@ -107,6 +115,8 @@ export class CommandClient {
   /** Probe token → its shard subject. */
   private readonly probes = new Map<string, string>();
   private readonly backlogLagMs: number;
+  /** Until when (performance.now()) the front door is behind: answer at the PubAck. */
+  private frontDoorBehindUntilMs = 0;
 
   /** `_js` is no longer used (PubAcks arrive on the client's own subscription); kept so callers need not change. */
   private readonly batchAckWaitMs: number;
@@ -320,6 +330,12 @@ export class CommandClient {
       this.settle(w, { kind: 'timeout' });
       return;
     }
+    // Stored, and the front door is falling behind: answer "processing" now, free the connection.
+    if (this.answersAtPubAck(w, w.ackedAtMs)) {
+      this.waiting.delete(token);
+      this.settle(w, { kind: 'timeout', frontDoor: true });
+      return;
+    }
     // Stored, and the engine is far behind on this shard: answer "processing" now too.
     const lag = w.subject === null || this.backlogLagMs === 0 || w.waitThroughBacklog ? undefined : this.lags.get(w.subject);
     if (lag && this.lagging(lag, w.ackedAtMs)) {
@@ -331,6 +347,28 @@ export class CommandClient {
         this.probes.set(token, w.subject as string);
       }
       this.settle(w, { kind: 'timeout', backlog: true });
+    }
+  }
+
+  /** A batched command of an HTTP caller while the front door is behind. */
+  private answersAtPubAck(w: Waiter, nowMs: number): boolean {
+    return nowMs < this.frontDoorBehindUntilMs && w.subject !== null && !w.waitThroughBacklog;
+  }
+
+  /**
+   * The ingress is falling behind its connections: for the next `forMs`, commands are answered
+   * "processing" once JetStream has stored them; those stored and waiting now are answered at once.
+   */
+  frontDoorBehind(forMs: number): void {
+    if (!(Number.isFinite(forMs) && forMs >= 0)) throw new Error('assertion: frontDoorBehind takes a duration in ms');
+    const nowMs = performance.now();
+    const entering = nowMs >= this.frontDoorBehindUntilMs;
+    this.frontDoorBehindUntilMs = Math.max(this.frontDoorBehindUntilMs, nowMs + forMs);
+    if (!entering) return;
+    for (const [token, w] of this.waiting) {
+      if (!w.acked || !this.answersAtPubAck(w, nowMs)) continue;
+      this.waiting.delete(token);
+      this.settle(w, { kind: 'timeout', frontDoor: true });
     }
   }
 

@@ -12,15 +12,17 @@
 //
 // The signal: each ingress publishes its event-loop utilisation (ELU: the share of wall time its
 // loop was busy) every LOAD_REPORT_EVERY_MS on a core NATS subject (IngressLoad below), with the
-// connections the kernel turned away meanwhile (accept queue full; where the ingress can read that).
-// ELU near 1 for several reports in a row means requests are waiting for the ingress itself (a busy
-// machine under a closed loop keeps its ingress at 0.4-0.9: measured); connections turned away
-// mean the front door is losing arrivals, which a spike does and a steady overload does not.
+// connections waiting in its accept queue and those the kernel turned away meanwhile (accept queue
+// full), where the ingress can read them. ELU near 1 for several reports in a row means requests are
+// waiting for the ingress itself (a busy machine under a closed loop keeps its ingress at 0.4-0.9:
+// measured); connections piling up in the accept queue mean the front door is falling behind its
+// arrivals, which a spike does and a steady load the machine can carry does not.
 //
 // The control: a token bucket on the commands the shard runners of this process take from
 // JetStream, ticked every TICK_MS:
-// - an ingress saturated (its last HOT_REPORTS_MIN reports at or above yieldElu, and connections
-//   turned away within OVERFLOW_RECENT_MS, or it cannot tell): the limit falls
+// - an ingress saturated (its last HOT_REPORTS_MIN reports at or above yieldElu, and falling behind
+//   within BEHIND_RECENT_MS: ACCEPT_QUEUE_BEHIND_MIN connections waiting or any turned away; or it
+//   cannot tell): the limit falls
 //   by a quarter per tick, starting from what the engine took in the last tick, down to floorPerS;
 // - every ingress at or below releaseElu: the limit grows by a quarter per tick, and is lifted once
 //   back at the most the engine took in half a second before it was limited;
@@ -38,8 +40,15 @@ export const LOAD_REPORT_EVERY_MS = 100;
 export const TICK_MS = 100;
 /** An ingress counts as saturated after this many consecutive reports at or above yieldElu. */
 export const HOT_REPORTS_MIN = 2;
-/** An ingress that turned connections away this recently still counts as turning them away. */
-export const OVERFLOW_RECENT_MS = 2_000;
+/**
+ * An ingress whose accept queue held this many connections is falling behind its arrivals. A server
+ * that keeps up accepts every turn of its event loop; in the benchmark's 10× spike the queue held
+ * 17, 134, 1,585 and 3,641 in its first four seconds, then stayed full (4,096) with connections
+ * turned away (docs/BENCHMARKS.md, session 19).
+ */
+export const ACCEPT_QUEUE_BEHIND_MIN = 128;
+/** An ingress that fell behind this recently still counts as behind. */
+export const BEHIND_RECENT_MS = 2_000;
 /** A report older than this is forgotten (its ingress stopped, or reports no more). */
 export const REPORT_STALE_MS = 1_000;
 /** Reports of at most this many ingresses are kept (a deployment runs a handful). */
@@ -67,6 +76,8 @@ export const ingressLoadSchema = z.object({
   window_ms: z.number().int().positive().max(60_000),
   /** Connections the kernel turned away in the window (accept queue full); absent where unknown. */
   listen_overflows: z.number().int().min(0).optional(),
+  /** Connections waiting in the ingress's accept queue at the end of the window; absent where unknown. */
+  accept_queue: z.number().int().min(0).optional(),
 });
 export type IngressLoad = z.infer<typeof ingressLoadSchema>;
 
@@ -79,8 +90,8 @@ export type IntakeSettings = {
 
 export type IntakeState = { limited: boolean; limitPerS: number };
 
-/** overflowAtMs: when the ingress last reported connections turned away; null: it does not know them. */
-type Seen = { elu: number; atMs: number; hot: number; overflowAtMs: number | null };
+/** behindAtMs: when the ingress last reported itself falling behind its connections; null: it cannot tell. */
+type Seen = { elu: number; atMs: number; hot: number; behindAtMs: number | null };
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -121,10 +132,10 @@ export class IntakeGovernor {
     if (!prev && this.seen.size >= INGRESSES_MAX) return; // bounded; a real deployment never gets here
     const nowMs = this.now();
     const hot = report.elu >= this.yieldElu ? (prev?.hot ?? 0) + 1 : 0;
-    const overflowAtMs = report.listen_overflows === undefined ? null
-      : report.listen_overflows > 0 ? nowMs
-      : (prev?.overflowAtMs ?? Number.NEGATIVE_INFINITY);
-    this.seen.set(report.ingress_id, { elu: report.elu, atMs: nowMs, hot, overflowAtMs });
+    const knows = report.listen_overflows !== undefined || report.accept_queue !== undefined;
+    const behind = (report.listen_overflows ?? 0) > 0 || (report.accept_queue ?? 0) >= ACCEPT_QUEUE_BEHIND_MIN;
+    const behindAtMs = !knows ? null : behind ? nowMs : (prev?.behindAtMs ?? Number.NEGATIVE_INFINITY);
+    this.seen.set(report.ingress_id, { elu: report.elu, atMs: nowMs, hot, behindAtMs });
   }
 
   /** One control step; call every TICK_MS. */
@@ -137,11 +148,11 @@ export class IntakeGovernor {
         this.seen.delete(id);
         continue;
       }
-      // Busy is not enough: under a steady overload the ingress is busy too, and yielding then only
-      // turns decisions into 202s. Turning connections away is what a spike does (0 in every
-      // sustained 2,000/s run, 16,000-47,000 in every 10× spike: BENCHMARKS session 18).
-      const turningAway = s.overflowAtMs === null || nowMs - s.overflowAtMs <= OVERFLOW_RECENT_MS;
-      if (s.hot >= HOT_REPORTS_MIN && turningAway) saturated = true;
+      // Busy is not enough: at a steady load near the machine's capacity the ingress is busy too,
+      // and yielding then only turns decisions into 202s (BENCHMARKS session 18). Falling behind its
+      // connections is what a spike does, seconds before the kernel turns them away.
+      const behind = s.behindAtMs === null || nowMs - s.behindAtMs <= BEHIND_RECENT_MS;
+      if (s.hot >= HOT_REPORTS_MIN && behind) saturated = true;
       if (s.elu > this.releaseElu) relaxed = false;
     }
     const takenPerS = (this.takenInTick * 1000) / Math.max(1, nowMs - this.tickAtMs);

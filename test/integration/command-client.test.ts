@@ -173,6 +173,26 @@ describe('CommandClient', () => {
     client.stop();
   });
 
+  it('while the front door is behind: answers 202 at the PubAck, releases those already waiting, and waits again after', async () => {
+    const { delay, engine, client } = await lagging(1_000, 0); // engine lag alone would never answer early
+    const before = (await jsm.streams.info(n.cmdStream)).state.messages;
+    const held = client.send(command('m_cc_door'), 5_000);
+    await new Promise((r) => setTimeout(r, 200)); // stored; its decision is 800 ms away
+    client.frontDoorBehind(400);
+    // Released at once, not at its decision nor at its deadline.
+    expect(kindOf(await held)).toBe('timeout-frontdoor');
+    expect(kindOf(await client.send(command('m_cc_door'), 5_000))).toBe('timeout-frontdoor');
+    // A caller that needs the decision (the operator CLI) still gets it.
+    expect(kindOf(await client.send(command('m_cc_door'), 5_000, { waitThroughBacklog: true }))).toBe('reply');
+    await new Promise((r) => setTimeout(r, 400)); // the front door caught up
+    delay.ms = 0;
+    expect(kindOf(await client.send(command('m_cc_door'), 5_000))).toBe('reply');
+    expect((await jsm.streams.info(n.cmdStream)).state.messages - before).toBe(4);
+    expect(() => client.frontDoorBehind(Number.NaN)).toThrow(/assertion/);
+    engine.stop();
+    client.stop();
+  });
+
   it('never publishes a queued command whose caller was already answered 503 at its deadline', async () => {
     await ensureStreams(jsm, n);
     const client = new CommandClient(nc, null, n);
@@ -195,8 +215,8 @@ describe('CommandClient', () => {
   });
 });
 
-/** The result's kind, telling an early (backlog) "processing" from one at the deadline. */
-const kindOf = (r: SendResult) => (r.kind === 'timeout' ? `timeout${r.backlog ? '-backlog' : ''}` : r.kind);
+/** The result's kind, telling an early (backlog, front door) "processing" from one at the deadline. */
+const kindOf = (r: SendResult) => (r.kind === 'timeout' ? `timeout${r.backlog ? '-backlog' : ''}${r.frontDoor ? '-frontdoor' : ''}` : r.kind);
 
 /** A slow stand-in engine (its delay changeable while it runs) and a started client with this backlog setting. */
 async function lagging(delayMs: number, backlogLagMs: number) {

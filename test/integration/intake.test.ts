@@ -2,6 +2,7 @@
 // ingress reports its event-loop load; an engine started with PEAKPAY_ENGINE_YIELD_ELU_PERCENT
 // paces its pulls while an ingress reports itself saturated, keeps deciding at its floor meanwhile,
 // and lets go once the reports are normal again.
+import { createServer, type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Gauge, Registry } from 'prom-client';
@@ -48,7 +49,10 @@ describe('ingress load reports', () => {
     await nc.flush();
     const registry = new Registry();
     const gauge = new Gauge({ name: 'test_elu', help: 'test', registers: [registry] });
-    const own = startLoadReports(nc, h.names.ingressLoad, gauge);
+    // A listening server of its own: the reports carry its accept queue.
+    const server = createServer((socket) => socket.destroy());
+    await new Promise<void>((r) => server.listen({ host: '127.0.0.1', port: 0 }, r));
+    const own = startLoadReports(nc, h.names.ingressLoad, { eluGauge: gauge, listening: () => server.address() as AddressInfo });
     try {
       await sleep(350);
       // Blocks this process's event loop for a second: the next report covers that second and at
@@ -59,6 +63,7 @@ describe('ingress load reports', () => {
     } finally {
       own.stop();
       sub.unsubscribe();
+      server.close();
     }
     const mine = reports.filter((r) => r.ingress_id.startsWith(`ingress-${process.pid}-`));
     expect(mine.length).toBeGreaterThanOrEqual(5);
@@ -68,6 +73,10 @@ describe('ingress load reports', () => {
     for (const r of mine) expect(r.window_ms).toBeGreaterThan(0);
     // Linux (CI): the connections turned away are known, a count per window.
     for (const r of mine) expect(r.listen_overflows).toBeGreaterThanOrEqual(0);
+    // This process's harness ingress reports too (it does not listen: no accept queue); this one listens.
+    const listening = mine.filter((r) => r.ingress_id === own.ingressId);
+    expect(listening.length).toBeGreaterThanOrEqual(5);
+    for (const r of listening) expect(r.accept_queue).toBe(0);
     expect((await gauge.get()).values[0]?.value).toBeGreaterThanOrEqual(0);
   });
 });

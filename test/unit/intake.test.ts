@@ -3,7 +3,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
-  decodeIngressLoad, encodeIngressLoad, HOT_REPORTS_MIN, INGRESSES_MAX, IntakeGovernor, OVERFLOW_RECENT_MS, REPORT_STALE_MS, TICK_MS, YIELD_COOLDOWN_MS,
+  decodeIngressLoad, encodeIngressLoad, ACCEPT_QUEUE_BEHIND_MIN, BEHIND_RECENT_MS, HOT_REPORTS_MIN, INGRESSES_MAX, IntakeGovernor, REPORT_STALE_MS, TICK_MS, YIELD_COOLDOWN_MS,
   YIELD_MS_MAX,
   type IngressLoad,
 } from '../../engine/shards/intake.ts';
@@ -138,12 +138,12 @@ describe('IntakeGovernor: when it limits', () => {
   });
 });
 
-describe('IntakeGovernor: busy is not enough where the ingress knows its turned-away connections', () => {
+describe('IntakeGovernor: busy is not enough where the ingress knows whether it falls behind its connections', () => {
   function withOverflows() {
     const g = governor();
-    /** One tick after a report of `elu` and `overflows` connections turned away. */
-    const step = (elu: number, overflows: number, taken = 100) => {
-      g.g.observe({ v: 1, ingress_id: 'i1', elu, window_ms: 100, listen_overflows: overflows });
+    /** One tick after a report of `elu`, `overflows` connections turned away and `waiting` in the accept queue. */
+    const step = (elu: number, overflows: number, waiting = 0, taken = 100) => {
+      g.g.observe({ v: 1, ingress_id: 'i1', elu, window_ms: 100, listen_overflows: overflows, accept_queue: waiting });
       g.g.received(taken);
       g.clock.ms += TICK_MS;
       return g.g.tick();
@@ -163,12 +163,34 @@ describe('IntakeGovernor: busy is not enough where the ingress knows its turned-
     expect(step(1, 40).limited).toBe(true);
   });
 
-  it('turned-away connections count for OVERFLOW_RECENT_MS: later, a still saturated ingress holds the limit', () => {
+  it('a saturated ingress with ACCEPT_QUEUE_BEHIND_MIN connections waiting limits, before any is turned away', () => {
+    const { step } = withOverflows();
+    for (let i = 0; i < 10; i++) expect(step(1, 0, ACCEPT_QUEUE_BEHIND_MIN - 1).limited).toBe(false);
+    expect(step(1, 0, ACCEPT_QUEUE_BEHIND_MIN).limited).toBe(true);
+  });
+
+  it('a queue alone, with the ingress not saturated, does not limit', () => {
+    const { step } = withOverflows();
+    for (let i = 0; i < 10; i++) expect(step(0.5, 0, 4_096).limited).toBe(false);
+  });
+
+  it('an ingress that reports only its accept queue (no overflow count) is judged by it', () => {
+    const g = governor();
+    const step = (waiting: number) => {
+      g.g.observe({ v: 1, ingress_id: 'i1', elu: 1, window_ms: 100, accept_queue: waiting });
+      g.clock.ms += TICK_MS;
+      return g.g.tick();
+    };
+    for (let i = 0; i < 10; i++) expect(step(0).limited).toBe(false);
+    expect(step(ACCEPT_QUEUE_BEHIND_MIN).limited).toBe(true);
+  });
+
+  it('falling behind counts for BEHIND_RECENT_MS: later, a still saturated ingress holds the limit', () => {
     const { step } = withOverflows();
     step(1, 10);
     let s = step(1, 10);
     expect(s.limited).toBe(true);
-    for (let t = 0; t < OVERFLOW_RECENT_MS; t += TICK_MS) s = step(1, 0);
+    for (let t = 0; t < BEHIND_RECENT_MS; t += TICK_MS) s = step(1, 0);
     const reached = s.limitPerS;
     // Past the window: no longer falling (not saturated by this rule), not growing (ELU is high).
     for (let i = 0; i < 10; i++) expect(step(1, 0)).toEqual({ limited: true, limitPerS: reached });
@@ -250,6 +272,7 @@ describe('ingress load reports on the wire', () => {
     const r: IngressLoad = { v: 1, ingress_id: 'ingress-1-ab', elu: 0.97, window_ms: 100 };
     expect(decodeIngressLoad(encodeIngressLoad(r))).toEqual(r);
     expect(decodeIngressLoad(encodeIngressLoad({ ...r, listen_overflows: 12 }))).toEqual({ ...r, listen_overflows: 12 });
+    expect(decodeIngressLoad(encodeIngressLoad({ ...r, accept_queue: 300 }))).toEqual({ ...r, accept_queue: 300 });
     const enc = (x: unknown) => new TextEncoder().encode(JSON.stringify(x));
     expect(decodeIngressLoad(new TextEncoder().encode('not json'))).toBeNull();
     expect(decodeIngressLoad(enc({ ...r, v: 2 }))).toBeNull();
@@ -258,5 +281,7 @@ describe('ingress load reports on the wire', () => {
     expect(decodeIngressLoad(enc({ elu: 0.5 }))).toBeNull();
     expect(decodeIngressLoad(enc({ ...r, listen_overflows: -1 }))).toBeNull();
     expect(decodeIngressLoad(enc({ ...r, listen_overflows: 1.5 }))).toBeNull();
+    expect(decodeIngressLoad(enc({ ...r, accept_queue: -1 }))).toBeNull();
+    expect(decodeIngressLoad(enc({ ...r, accept_queue: 'many' }))).toBeNull();
   });
 });
