@@ -27,6 +27,10 @@ const envSchema = z.object({
   // shard came this long after their PubAcks (a backlog: the spike waits in JetStream, not in open
   // connections); 0 = always wait for the deadline. Default: 1000, or half the deadline if that is less.
   PEAKPAY_INGRESS_BACKLOG_LAG_MS: z.coerce.number().int().min(0).max(30_000).optional(),
+  // Answer 202 as soon as JetStream has stored a command while this many connections or more wait in
+  // the ingress's accept queue (it falls behind its arrivals: a request held open for a decision
+  // then only makes the client open another connection); 0 = off. Linux only (read from /proc).
+  PEAKPAY_INGRESS_FRONT_DOOR_QUEUE: intFrom(0, 65_535, 128),
   // Scheduling niceness (0-19) the engine, settlement and webhooks processes give all their threads at start.
   // Where they share cores with the ingress, a positive value lets the ingress accept a spike first
   // and the engine work the queue off after it.
@@ -90,6 +94,8 @@ export type Config = {
   metricsPort: number;
   ingressDeadlineMs: number;
   ingressBacklogLagMs: number;
+  /** Accept-queue depth at which the ingress answers at the PubAck (0: never). */
+  ingressFrontDoorQueue: number;
   backgroundNice: number;
   /** engine/shards/intake.ts: null = off. */
   engineYield: { elu: number; floorPerS: number } | null;
@@ -154,6 +160,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     metricsPort: e.PEAKPAY_METRICS_PORT,
     ingressDeadlineMs: e.PEAKPAY_INGRESS_DEADLINE_MS,
     ingressBacklogLagMs: backlogLagMs,
+    ingressFrontDoorQueue: e.PEAKPAY_INGRESS_FRONT_DOOR_QUEUE,
     backgroundNice: e.PEAKPAY_BACKGROUND_NICE,
     engineYield: e.PEAKPAY_ENGINE_YIELD_ELU_PERCENT > 0
       ? { elu: e.PEAKPAY_ENGINE_YIELD_ELU_PERCENT / 100, floorPerS: e.PEAKPAY_ENGINE_YIELD_FLOOR_PER_S }

@@ -97,15 +97,18 @@ export type LoadReportOptions = {
   acceptQueueGauge?: Gauge;
   /** Where the server listens (its accept queue is read from there); absent: not reported. */
   listening?: ListenAddress;
+  /** How many connections waiting in the accept queue mean the front door is behind (0: never). */
+  behindAtQueue?: number;
   /**
-   * Called at each report that finds ACCEPT_QUEUE_BEHIND_MIN connections or more waiting, with how
-   * long the front door counts as behind (BEHIND_RECENT_MS): the ingress answers at the PubAck meanwhile.
+   * Called at each report that finds `behindAtQueue` connections or more waiting, with how long the
+   * front door counts as behind (BEHIND_RECENT_MS): the ingress answers at the PubAck meanwhile.
    */
   onBehind?: (forMs: number) => void;
 };
 
 export function startLoadReports(nc: NatsConnection, subject: string, opts: LoadReportOptions): { ingressId: string; stop: () => void } {
   const listening = opts.listening ?? (() => null);
+  const behindAtQueue = opts.behindAtQueue ?? ACCEPT_QUEUE_BEHIND_MIN;
   const ingressId = `ingress-${process.pid}-${randomBytes(4).toString('hex')}`;
   let last: EventLoopUtilization = performance.eventLoopUtilization();
   let lastAtMs = performance.now();
@@ -125,7 +128,7 @@ export function startLoadReports(nc: NatsConnection, subject: string, opts: Load
     const waiting = address !== null && typeof address === 'object' ? acceptQueueDepth(address.port, address.family === 'IPv6') : null;
     if (waiting !== null) opts.acceptQueueGauge?.set(waiting);
     // Where the queue cannot be read (not Linux), the front door is never judged behind.
-    if (waiting !== null && waiting >= ACCEPT_QUEUE_BEHIND_MIN) opts.onBehind?.(BEHIND_RECENT_MS);
+    if (waiting !== null && behindAtQueue > 0 && waiting >= behindAtQueue) opts.onBehind?.(BEHIND_RECENT_MS);
     // A closed or reconnecting connection throws or buffers; a lost report only delays a decision by a tick.
     try {
       nc.publish(subject, encodeIngressLoad({ v: 1, ingress_id: ingressId, elu, window_ms: windowMs, ...(dropped !== null && { listen_overflows: dropped }),

@@ -63,6 +63,7 @@ export async function startIngress(
     listening: () => app.server.address(),
     // Falling behind its connections: answer at the PubAck, so that no request holds a connection
     // open for a decision while new ones queue (engine/client, "Front door").
+    behindAtQueue: config.ingressFrontDoorQueue,
     onBehind: (forMs) => client.frontDoorBehind(forMs),
   });
   // Node's default accept backlog is 511: in a midnight spike the kernel reset connections beyond it

@@ -1,10 +1,15 @@
 // acceptQueueDepth (ingress/load-report.ts) against the real kernel: connections a server has not
-// accepted yet are counted from /proc/net/tcp (tcp6 for an IPv6 listener). The test's own event
-// loop is held busy, so Node accepts nothing while a child process connects.
+// accepted yet are counted from /proc/net/tcp (tcp6 for an IPv6 listener), and the load reports call
+// the ingress's front door behind once enough wait. The server that must not accept is either this
+// process with its event loop held busy, or a child that never turns its loop.
 import { spawn } from 'node:child_process';
-import { createServer, type AddressInfo, type Server } from 'node:net';
+import { createConnection, createServer, type AddressInfo, type Server } from 'node:net';
+import { Gauge, Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
-import { acceptQueueDepth } from '../../ingress/load-report.ts';
+import { connectNats } from '../../engine/infra.ts';
+import { BEHIND_RECENT_MS } from '../../engine/shards/intake.ts';
+import { acceptQueueDepth, startLoadReports } from '../../ingress/load-report.ts';
+import { testConfig, uniqueId } from '../helpers.ts';
 
 const CONNECTIONS = 20;
 let server: Server | null = null;
@@ -78,5 +83,43 @@ describe('acceptQueueDepth', () => {
     await new Promise<void>((r) => server?.close(() => r()));
     server = null;
     expect(acceptQueueDepth(port, false)).toBeNull();
+  });
+});
+
+describe('load reports judge the front door by the accept queue', () => {
+  it('calls onBehind while `behindAtQueue` connections wait, and not before', async () => {
+    // The listener lives in a child whose event loop never turns: nothing is ever accepted there,
+    // while this process's timers (the reports) run.
+    const code = `const net=require('net');const s=net.createServer();s.listen({port:0,host:'127.0.0.1',backlog:512},()=>{process.stdout.write(s.address().port+'\\n');const end=Date.now()+20000;while(Date.now()<end){}})`;
+    const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const sockets: ReturnType<typeof createConnection>[] = [];
+    const registry = new Registry();
+    const eluGauge = new Gauge({ name: 'test_elu', help: 'test', registers: [registry] });
+    const acceptQueueGauge = new Gauge({ name: 'test_accept_queue', help: 'test', registers: [registry] });
+    const behind: number[] = [];
+    const nc = await connectNats(testConfig(), 'test-accept-queue');
+    let reports: { stop: () => void } | null = null;
+    try {
+      const port = await new Promise<number>((resolve) => child.stdout.once('data', (d) => resolve(Number(String(d).trim()))));
+      reports = startLoadReports(nc, `test.${uniqueId('load')}`, {
+        eluGauge, acceptQueueGauge, behindAtQueue: 40, listening: () => ({ address: '127.0.0.1', family: 'IPv4', port }),
+        onBehind: (forMs) => behind.push(forMs),
+      });
+      const open = (n: number) => { for (let i = 0; i < n; i++) sockets.push(createConnection(port, '127.0.0.1').on('error', () => undefined)); };
+      open(30);
+      await new Promise((r) => setTimeout(r, 400));
+      expect((await acceptQueueGauge.get()).values[0]?.value).toBe(30);
+      expect(behind).toEqual([]);
+      open(20);
+      await new Promise((r) => setTimeout(r, 400));
+      expect((await acceptQueueGauge.get()).values[0]?.value).toBe(50);
+      expect(behind.length).toBeGreaterThanOrEqual(2);
+      expect(behind.every((ms) => ms === BEHIND_RECENT_MS)).toBe(true);
+    } finally {
+      reports?.stop();
+      for (const s of sockets) s.destroy();
+      child.kill('SIGKILL');
+      await nc.close();
+    }
   });
 });
