@@ -4,6 +4,7 @@ import { hostname } from 'node:os';
 import { z } from 'zod';
 import { parseSchedule, WEBHOOK_RETRY_SCHEDULE_MS } from './webhooks/schedule.ts';
 import { IDEMPOTENCY_TTL_S } from './redis/keys.ts';
+import { ACCEPT_QUEUE_BEHIND_MIN } from './shards/intake.ts';
 
 const intFrom = (min: number, max: number, fallback: number) =>
   z.coerce.number().int().min(min).max(max).default(fallback);
@@ -30,7 +31,8 @@ const envSchema = z.object({
   // Answer 202 as soon as JetStream has stored a command while this many connections or more wait in
   // the ingress's accept queue (it falls behind its arrivals: a request held open for a decision
   // then only makes the client open another connection); 0 = off. Linux only (read from /proc).
-  PEAKPAY_INGRESS_FRONT_DOOR_QUEUE: intFrom(0, 65_535, 128),
+  // Default: 128 when PEAKPAY_ENGINE_YIELD_ELU_PERCENT is set (the two work together), else 0.
+  PEAKPAY_INGRESS_FRONT_DOOR_QUEUE: z.coerce.number().int().min(0).max(65_535).optional(),
   // Scheduling niceness (0-19) the engine, settlement and webhooks processes give all their threads at start.
   // Where they share cores with the ingress, a positive value lets the ingress accept a spike first
   // and the engine work the queue off after it.
@@ -160,7 +162,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     metricsPort: e.PEAKPAY_METRICS_PORT,
     ingressDeadlineMs: e.PEAKPAY_INGRESS_DEADLINE_MS,
     ingressBacklogLagMs: backlogLagMs,
-    ingressFrontDoorQueue: e.PEAKPAY_INGRESS_FRONT_DOOR_QUEUE,
+    ingressFrontDoorQueue: e.PEAKPAY_INGRESS_FRONT_DOOR_QUEUE ?? (e.PEAKPAY_ENGINE_YIELD_ELU_PERCENT > 0 ? ACCEPT_QUEUE_BEHIND_MIN : 0),
     backgroundNice: e.PEAKPAY_BACKGROUND_NICE,
     engineYield: e.PEAKPAY_ENGINE_YIELD_ELU_PERCENT > 0
       ? { elu: e.PEAKPAY_ENGINE_YIELD_ELU_PERCENT / 100, floorPerS: e.PEAKPAY_ENGINE_YIELD_FLOOR_PER_S }

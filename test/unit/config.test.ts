@@ -22,8 +22,10 @@ describe('configuration', () => {
   it('keeps the backlog setting below the ingress deadline', () => {
     expect(loadConfig({ PEAKPAY_MASTER_KEY: KEY, PEAKPAY_INGRESS_DEADLINE_MS: '300' }).ingressBacklogLagMs).toBe(150);
     expect(loadConfig({ PEAKPAY_MASTER_KEY: KEY, PEAKPAY_INGRESS_BACKLOG_LAG_MS: '0' }).ingressBacklogLagMs).toBe(0);
-    expect(loadConfig({ PEAKPAY_MASTER_KEY: KEY }).ingressFrontDoorQueue).toBe(128);
-    expect(loadConfig({ PEAKPAY_MASTER_KEY: KEY, PEAKPAY_INGRESS_FRONT_DOOR_QUEUE: '0' }).ingressFrontDoorQueue).toBe(0);
+    expect(loadConfig({ PEAKPAY_MASTER_KEY: KEY }).ingressFrontDoorQueue).toBe(0);
+    expect(loadConfig({ PEAKPAY_MASTER_KEY: KEY, PEAKPAY_ENGINE_YIELD_ELU_PERCENT: '95' }).ingressFrontDoorQueue).toBe(128);
+    expect(loadConfig({ PEAKPAY_MASTER_KEY: KEY, PEAKPAY_ENGINE_YIELD_ELU_PERCENT: '95', PEAKPAY_INGRESS_FRONT_DOOR_QUEUE: '0' }).ingressFrontDoorQueue).toBe(0);
+    expect(loadConfig({ PEAKPAY_MASTER_KEY: KEY, PEAKPAY_INGRESS_FRONT_DOOR_QUEUE: '300' }).ingressFrontDoorQueue).toBe(300);
     expect(() => loadConfig({ PEAKPAY_MASTER_KEY: KEY, PEAKPAY_INGRESS_FRONT_DOOR_QUEUE: '-1' })).toThrow(/PEAKPAY_INGRESS_FRONT_DOOR_QUEUE/);
     expect(() => loadConfig({ PEAKPAY_MASTER_KEY: KEY, PEAKPAY_INGRESS_BACKLOG_LAG_MS: '2000' })).toThrow(/PEAKPAY_INGRESS_BACKLOG_LAG_MS: must be below/);
   });
