@@ -101,7 +101,10 @@ process.on('SIGTERM', () => void shutdown(0));
 // Everything shares this machine's cores: the background processes yield to the ingress, so that a
 // spike is accepted first (into JetStream) and worked off after (docs/ARCHITECTURE.md, "Spikes wait in JetStream").
 const backgroundNice = env.PEAKPAY_BACKGROUND_NICE ?? '8';
-run('engine', 'engine/main.ts', { PEAKPAY_METRICS_PORT: env.PEAKPAY_ENGINE_METRICS_PORT ?? '9464', PEAKPAY_BACKGROUND_NICE: backgroundNice });
+// And the engine paces its pulls while the ingress is saturated and falling behind its connections,
+// which then answers 202 at the PubAck (the setting turns on both; docs/BENCHMARKS.md, session 19).
+const engineYield = env.PEAKPAY_ENGINE_YIELD_ELU_PERCENT ?? '95';
+run('engine', 'engine/main.ts', { PEAKPAY_METRICS_PORT: env.PEAKPAY_ENGINE_METRICS_PORT ?? '9464', PEAKPAY_BACKGROUND_NICE: backgroundNice, PEAKPAY_ENGINE_YIELD_ELU_PERCENT: engineYield });
 run('settlement', 'engine/settlement/main.ts', { PEAKPAY_METRICS_PORT: env.PEAKPAY_SETTLEMENT_METRICS_PORT ?? '9465', PEAKPAY_BACKGROUND_NICE: backgroundNice });
 // Local receivers (a shop on localhost) are the point of a demo, so private notify_urls are allowed here.
 run('webhooks', 'engine/webhooks/main.ts', {
@@ -109,7 +112,7 @@ run('webhooks', 'engine/webhooks/main.ts', {
   PEAKPAY_WEBHOOK_ALLOW_PRIVATE: env.PEAKPAY_WEBHOOK_ALLOW_PRIVATE ?? 'true',
   PEAKPAY_BACKGROUND_NICE: backgroundNice,
 });
-run('ingress', 'ingress/main.ts');
+run('ingress', 'ingress/main.ts', { PEAKPAY_ENGINE_YIELD_ELU_PERCENT: engineYield });
 
 const baseUrl = `http://${config.httpHost}:${config.httpPort}`;
 const deadline = Date.now() + READY_WAIT_MS_MAX;

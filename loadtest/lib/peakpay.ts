@@ -70,6 +70,9 @@ export async function startPeakpay(baseEnv: NodeJS.ProcessEnv, opts: { databaseU
     PEAKPAY_RATE_LIMIT_IP_PER_S: '0',
     // As `npm start` runs them: engine and settlement yield the cores to the ingress (spikes queue in JetStream).
     PEAKPAY_BACKGROUND_NICE: baseEnv.PEAKPAY_BACKGROUND_NICE ?? '8',
+    // As `npm start` sets it: the engine yields to a saturated ingress that falls behind its
+    // connections, and the ingress answers 202 at the PubAck meanwhile (docs/BENCHMARKS.md, session 19).
+    PEAKPAY_ENGINE_YIELD_ELU_PERCENT: baseEnv.PEAKPAY_ENGINE_YIELD_ELU_PERCENT ?? '95',
     ...(opts.shards !== undefined && { PEAKPAY_SHARD_COUNT: String(opts.shards) }),
   };
   const config = loadConfig(env);
