@@ -49,7 +49,9 @@ const procLine = Buffer.alloc(PROC_NET_LINE_BYTES);
  * From /proc/net/tcp (tcp6 for an IPv6 listener): rx_queue of a LISTEN line is the accept queue's
  * length. The kernel lists listening sockets first, and it builds the file only as far as it is
  * read: read in line-sized pieces and stopped at our line, it costs ~30 µs; read to the end, ~600 µs
- * however few sockets there are (it walks every bucket of the connection table).
+ * however few sockets there are (it walks every bucket of the connection table). The line is found
+ * by port alone: another process listening on the same port at another address would be read
+ * instead (an ingress does not share its port that way).
  */
 export function acceptQueueDepth(port: number, ipv6: boolean): number | null {
   let fd: number;
