@@ -62,7 +62,7 @@ export function ingressMetrics(registry = new Registry()) {
 }
 export type IngressMetrics = ReturnType<typeof ingressMetrics>;
 
-/** A command answered 202 without the engine's decision: counted by why (deadline or backlog). */
+/** A command answered 202 without the engine's decision: counted by why (deadline, backlog or front door). */
 export function countUndecided(m: IngressMetrics, sent: SendResult): void {
   if (sent.kind === 'timeout' && sent.frontDoor) m.frontDoorAccepts.inc();
   else if (sent.kind === 'timeout' && sent.backlog) m.backlogAccepts.inc();
