@@ -41,7 +41,7 @@ import { cpuBetween, cpuSnapshot, listenOverflows, waitQuiet } from './lib/cpu.t
 import { runLoad, type Iteration, type Load, type RunResult } from './lib/generator.ts';
 import { checkLedger, walletKey, type LedgerReport } from './lib/ledger-check.ts';
 import { automaticPayment, manualPayment, PaymentRequests, roundRobin, type BenchMerchant, type Ledger } from './lib/payments.ts';
-import { commandLag, engineIdle, freshDatabase, readPeakpayLedger, registerMerchants, settledCount, settlementLag, startPeakpay, type Peakpay } from './lib/peakpay.ts';
+import { commandLag, engineIdle, freshDatabase, readPeakpayLedger, registerMerchants, settledCount, settlementLag, startPeakpay, yieldCounters, yieldCountersBetween, type Peakpay } from './lib/peakpay.ts';
 import { killChildren, listeningPort, spawnTs, type Proc } from './lib/procs.ts';
 import { aofRewritesBetween, aofState, type AofState } from './lib/redis-info.ts';
 import { countNaiveOrders, createNaiveSchema, readNaiveLedger, seedNaive } from './naive/schema.ts';
@@ -269,6 +269,7 @@ async function runPeakpay(
   const ackedBefore = ledger.acknowledged.length;
   const pids = Object.fromEntries(p.procs.map((x) => [x.name, x.pid]));
   const aof0 = await aofState(p.redis);
+  const yield0 = await yieldCounters(p);
   markLoadStart();
   const cpu0 = cpuSnapshot(pids);
   const t0 = performance.now();
@@ -279,7 +280,9 @@ async function runPeakpay(
   const line = resultLine(scenario, 'peakpay (ingress + engine + settlement + webhooks)', r, {
     settled: settled - base, settled_s: settledAtMs === null ? null : round(settledAtMs / 1000, 2),
     settle_after_load_s: settledAtMs === null ? null : round(settledAtMs / 1000 - r.seconds, 2), cpu_cores_during_load: cpu, busy_before: busyBefore, ...contamination(cpu),
-    redis_aof_rewrites: rewritesDuring(scenario, aof0, await aofState(p.redis)), ...extra,
+    redis_aof_rewrites: rewritesDuring(scenario, aof0, await aofState(p.redis)),
+    // Why answers were 202 (front door, backlog, deadline) and how long the engine yielded, as the processes count them.
+    ...yieldCountersBetween(yield0, await yieldCounters(p)), ...extra,
     // An open load: each second's [t, started, acknowledged, p99 ms], to see when a queue built up.
     ...(r.warmupLatency && {
       warmup_s: measureFromS, warmup_p50_ms: r.warmupLatency.p50, warmup_p99_ms: r.warmupLatency.p99,
@@ -320,6 +323,7 @@ async function runSpike(p: Peakpay, ledger: Ledger): Promise<void> {
   const ackedBefore = ledger.acknowledged.length;
   const pids = Object.fromEntries(p.procs.map((x) => [x.name, x.pid]));
   const aof0 = await aofState(p.redis);
+  const yield0 = await yieldCounters(p);
   markLoadStart();
   const cpu0 = cpuSnapshot(pids);
   const r = await runLoad(p.baseUrl, { kind: 'open', startRate: SPIKE_NORMAL, stages, inFlightMax: Math.max(2000, SPIKE_NORMAL * SPIKE_FACTOR * 3) },
@@ -349,6 +353,7 @@ async function runSpike(p: Peakpay, ledger: Ledger): Promise<void> {
     per_second: r.perSecond.map((s) => [s.t, s.started, s.acknowledged, Math.round(s.p99)]),
     cpu_cores_during_load: cpu, busy_before: busyBefore, ...contamination(cpu),
     redis_aof_rewrites: rewritesDuring('spike', aof0, await aofState(p.redis)),
+    ...yieldCountersBetween(yield0, await yieldCounters(p)),
   });
   line.payments_per_s = settledAtMs === null ? 0 : round(acked / (settledAtMs / 1000));
   lines.set('spike', line);

@@ -17,6 +17,7 @@ import { migrate } from '../../scripts/migrate.ts';
 import { paymentKey, walletKey, type Observed } from './ledger-check.ts';
 import type { BenchMerchant } from './payments.ts';
 import { freePort, spawnTs, waitHttpOk, type Proc } from './procs.ts';
+import { unlabelledValues } from './prom-text.ts';
 
 export const SETUP_WAIT_MS_MAX = 120_000;
 const PUBLISH_WINDOW = 512;
@@ -48,6 +49,8 @@ export type Peakpay = {
   config: Config;
   names: Names;
   baseUrl: string;
+  /** The engine's Prometheus endpoint. */
+  engineMetricsUrl: string;
   procs: Proc[];
   nc: NatsConnection;
   jsm: JetStreamManager;
@@ -81,8 +84,9 @@ export async function startPeakpay(baseEnv: NodeJS.ProcessEnv, opts: { databaseU
   const jsm = await jetstreamManager(nc);
   await ensureStreams(jsm, n);
   const prof = opts.cpuProfDir ? { cpuProfDir: opts.cpuProfDir } : {};
+  const engineMetricsPort = await freePort();
   const procs = [
-    spawnTs('engine', 'engine/main.ts', { ...env, PEAKPAY_METRICS_PORT: String(await freePort()) }, prof),
+    spawnTs('engine', 'engine/main.ts', { ...env, PEAKPAY_METRICS_PORT: String(engineMetricsPort) }, prof),
     spawnTs('settlement', 'engine/settlement/main.ts', { ...env, PEAKPAY_METRICS_PORT: String(await freePort()) }, prof),
     // As `npm start` runs it: the dispatcher reads every event (to find those with a notify_url).
     spawnTs('webhooks', 'engine/webhooks/main.ts', { ...env, PEAKPAY_METRICS_PORT: String(await freePort()) }, prof),
@@ -112,7 +116,7 @@ export async function startPeakpay(baseEnv: NodeJS.ProcessEnv, opts: { databaseU
     await stop();
     throw err;
   }
-  return { config, names: n, baseUrl, procs, nc, jsm, pool, redis, stop };
+  return { config, names: n, baseUrl, engineMetricsUrl: `http://127.0.0.1:${engineMetricsPort}/metrics`, procs, nc, jsm, pool, redis, stop };
 }
 
 /** The namespace's Redis keys (tens of thousands after a run), removed in SCAN batches. */
@@ -237,5 +241,35 @@ async function readLedgerIn(db: pg.PoolClient, p: Peakpay, merchants: readonly B
     wallets,
     merchants: merchantBalances,
     mirror,
+  };
+}
+
+/**
+ * Why answers were 202 and how long the engine yielded, as counted by the processes themselves:
+ * the ingress's 202s by reason (its front door, a shard's backlog, the deadline) and the engine's
+ * seconds of paced pulls. Subtract two readings to get a scenario's.
+ */
+export type YieldCounters = { front_door_202s: number; backlog_202s: number; deadline_202s: number; engine_yield_s: number };
+
+export async function yieldCounters(p: Peakpay): Promise<YieldCounters> {
+  const read = async (url: string) => (await fetch(url, { signal: AbortSignal.timeout(5_000) })).text();
+  const [ingress, engine] = await Promise.all([read(`${p.baseUrl}/metrics`), read(p.engineMetricsUrl)]);
+  const i = unlabelledValues(ingress, ['peakpay_ingress_front_door_accepts_total', 'peakpay_ingress_backlog_accepts_total', 'peakpay_ingress_engine_timeouts_total']);
+  const e = unlabelledValues(engine, ['peakpay_engine_intake_limited_seconds_total']);
+  return {
+    front_door_202s: i.peakpay_ingress_front_door_accepts_total ?? 0,
+    backlog_202s: i.peakpay_ingress_backlog_accepts_total ?? 0,
+    deadline_202s: i.peakpay_ingress_engine_timeouts_total ?? 0,
+    engine_yield_s: e.peakpay_engine_intake_limited_seconds_total ?? 0,
+  };
+}
+
+/** What happened between two readings (the yield's seconds to 0.1 s). */
+export function yieldCountersBetween(a: YieldCounters, b: YieldCounters): YieldCounters {
+  return {
+    front_door_202s: b.front_door_202s - a.front_door_202s,
+    backlog_202s: b.backlog_202s - a.backlog_202s,
+    deadline_202s: b.deadline_202s - a.deadline_202s,
+    engine_yield_s: Math.round((b.engine_yield_s - a.engine_yield_s) * 10) / 10,
   };
 }
