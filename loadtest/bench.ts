@@ -22,8 +22,12 @@
 //                  JetStream consumer lag and reports how long the queued excess takes to drain
 // peakpay payments count once settled: their row in the payments table says succeeded (polled).
 // Saturation = --connections closed-loop connections, each sending its next request on the answer.
+// 256 by default: at 128 the uniform scenario was bound by its own round trips (the machine 9% idle,
+// each payment alone in its merchant's Redis call); 256 keeps the cores busy and batches more, and
+// 384 or 512 only add latency (docs/BENCHMARKS.md, session 20). Every closed scenario uses the same
+// count, the naive stack and the ceiling included.
 //
-// Options: --duration S (20, per scenario) --scenarios a,b (all) --connections N (128) --rate R (2000,
+// Options: --duration S (20, per scenario) --scenarios a,b (all) --connections N (256) --rate R (2000,
 // fixed) --merchants M (1000) --wallets W (2 per merchant) --hot-wallets H (1000) --spike-normal R
 // (auto: 15% of uniform) --spike-factor F (10) --naive-workers N (2) --naive-pool N (16 per worker) --settle-timeout
 // S (120) --quiet-wait S (20: wait for a quiet machine before each scenario) --database NAME
@@ -53,7 +57,7 @@ const { values } = parseArgs({
   options: {
     duration: { type: 'string', default: '20' },
     scenarios: { type: 'string', default: ALL.join(',') },
-    connections: { type: 'string', default: '128' },
+    connections: { type: 'string', default: '256' },
     rate: { type: 'string', default: '2000' },
     merchants: { type: 'string', default: '1000' },
     wallets: { type: 'string', default: '2' },
