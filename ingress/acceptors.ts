@@ -85,11 +85,9 @@ export type Acceptors = { count: number; accepted(): number; close(): void };
 /**
  * Adds `count` acceptors to a listening `server`: each takes one more connection a loop turn and
  * emits it on `server` ('connection'), where node:http / node:tls handle it as their own. `backlog`
- * must be the server's: listen() on a descriptor sets the socket's queue length again. `onError`
- * gets what an acceptor's accept() fails with later (EMFILE, ENOBUFS), which would otherwise be an
- * unhandled 'error' event; the acceptor goes on.
+ * must be the server's: listen() on a descriptor sets the socket's queue length again.
  */
-export async function addAcceptors(server: net.Server, count: number, backlog: number, onError: (err: Error) => void = () => {}): Promise<Acceptors> {
+export async function addAcceptors(server: net.Server, count: number, backlog: number): Promise<Acceptors> {
   if (!Number.isInteger(count) || count < 0 || count > ACCEPTORS_MAX) throw new Error(`assertion: acceptors must be 0-${ACCEPTORS_MAX}`);
   if (count === 0) return { count: 0, accepted: () => 0, close() {} };
   // The listening socket's libuv handle: what node:cluster sends to its workers.
@@ -106,7 +104,6 @@ export async function addAcceptors(server: net.Server, count: number, backlog: n
     s.once('error', reject);
     s.listen(h as never, backlog, () => {
       s.off('error', reject);
-      s.on('error', onError);
       resolve(s);
     });
   })));

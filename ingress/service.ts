@@ -33,7 +33,7 @@ export const LISTEN_BACKLOG = 4096;
  */
 async function startAcceptors(server: Server, count: number, log: Logger): Promise<Acceptors | null> {
   try {
-    return await addAcceptors(server, count, LISTEN_BACKLOG, (err) => log.error({ err }, 'an extra acceptor could not accept'));
+    return await addAcceptors(server, count, LISTEN_BACKLOG);
   } catch (err) {
     log.warn({ err, acceptors: count }, 'accepting on the listening socket alone: its extra descriptors could not be made');
     return null;
