@@ -33,9 +33,6 @@ const envSchema = z.object({
   // then only makes the client open another connection); 0 = off. Linux only (read from /proc).
   // Default: 128 when PEAKPAY_ENGINE_YIELD_ELU_PERCENT is set (the two work together), else 0.
   PEAKPAY_INGRESS_FRONT_DOOR_QUEUE: z.coerce.number().int().min(0).max(65_535).optional(),
-  // Extra descriptors of the ingress's listening socket (ingress/acceptors.ts): a busy event loop
-  // accepts one connection a turn per descriptor (libuv ≥ 1.45), so 1 + this many. 0 = one only.
-  PEAKPAY_INGRESS_ACCEPTORS: intFrom(0, 256, 32),
   // Scheduling niceness (0-19) the engine, settlement and webhooks processes give all their threads at start.
   // Where they share cores with the ingress, a positive value lets the ingress accept a spike first
   // and the engine work the queue off after it.
@@ -101,8 +98,6 @@ export type Config = {
   ingressBacklogLagMs: number;
   /** Accept-queue depth at which the ingress answers at the PubAck (0: never). */
   ingressFrontDoorQueue: number;
-  /** Extra descriptors accepting on the ingress's listening socket (ingress/acceptors.ts). */
-  ingressAcceptors: number;
   backgroundNice: number;
   /** engine/shards/intake.ts: null = off. */
   engineYield: { elu: number; floorPerS: number } | null;
@@ -168,7 +163,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ingressDeadlineMs: e.PEAKPAY_INGRESS_DEADLINE_MS,
     ingressBacklogLagMs: backlogLagMs,
     ingressFrontDoorQueue: e.PEAKPAY_INGRESS_FRONT_DOOR_QUEUE ?? (e.PEAKPAY_ENGINE_YIELD_ELU_PERCENT > 0 ? ACCEPT_QUEUE_BEHIND_MIN : 0),
-    ingressAcceptors: e.PEAKPAY_INGRESS_ACCEPTORS,
     backgroundNice: e.PEAKPAY_BACKGROUND_NICE,
     engineYield: e.PEAKPAY_ENGINE_YIELD_ELU_PERCENT > 0
       ? { elu: e.PEAKPAY_ENGINE_YIELD_ELU_PERCENT / 100, floorPerS: e.PEAKPAY_ENGINE_YIELD_FLOOR_PER_S }

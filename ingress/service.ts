@@ -2,8 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type pg from 'pg';
-import type { Server } from 'node:net';
-import type { DestinationStream, Logger } from 'pino';
+import type { DestinationStream } from 'pino';
 import { CommandClient } from '../engine/client/index.ts';
 import type { Config } from '../engine/config.ts';
 import { connectNats, connectRedis, logger, pgPool } from '../engine/infra.ts';
@@ -21,24 +20,10 @@ import { channelMetrics } from '../engine/metrics.ts';
 import { RateLimiter } from './rate-limit.ts';
 import { buildServer } from './server.ts';
 import { startLoadReports } from './load-report.ts';
-import { addAcceptors, type Acceptors } from './acceptors.ts';
 import { NONCE_TTL_S } from './signature.ts';
 
 /** Connections the kernel queues before the ingress accepts them. */
 export const LISTEN_BACKLOG = 4096;
-
-/**
- * More descriptors accepting on the listening socket (ingress/acceptors.ts). Without them the
- * ingress still serves, accepting one connection a loop turn: an operating error, logged.
- */
-async function startAcceptors(server: Server, count: number, log: Logger): Promise<Acceptors | null> {
-  try {
-    return await addAcceptors(server, count, LISTEN_BACKLOG);
-  } catch (err) {
-    log.warn({ err, acceptors: count }, 'accepting on the listening socket alone: its extra descriptors could not be made');
-    return null;
-  }
-}
 
 export async function startIngress(
   config: Config,
@@ -85,13 +70,11 @@ export async function startIngress(
   // (ECONNRESET at the storefront, docs/BENCHMARKS.md) while JetStream had room. A longer queue turns
   // those into waiting; the kernel caps it at net.core.somaxconn (4096 on current Linux).
   if (opts.listen !== false) await app.listen({ host: config.httpHost, port: config.httpPort, backlog: LISTEN_BACKLOG });
-  const acceptors = opts.listen !== false ? await startAcceptors(app.server, config.ingressAcceptors, log) : null;
   return {
     app,
     ctx,
     async stop(): Promise<void> {
       loadReports.stop();
-      acceptors?.close();
       await app.close();
       client.stop();
       await nc.drain().catch(() => undefined);

@@ -26,9 +26,6 @@ describe('configuration', () => {
     expect(loadConfig({ PEAKPAY_MASTER_KEY: KEY, PEAKPAY_ENGINE_YIELD_ELU_PERCENT: '95' }).ingressFrontDoorQueue).toBe(128);
     expect(loadConfig({ PEAKPAY_MASTER_KEY: KEY, PEAKPAY_ENGINE_YIELD_ELU_PERCENT: '95', PEAKPAY_INGRESS_FRONT_DOOR_QUEUE: '0' }).ingressFrontDoorQueue).toBe(0);
     expect(loadConfig({ PEAKPAY_MASTER_KEY: KEY, PEAKPAY_INGRESS_FRONT_DOOR_QUEUE: '300' }).ingressFrontDoorQueue).toBe(300);
-    expect(loadConfig({ PEAKPAY_MASTER_KEY: KEY }).ingressAcceptors).toBe(32);
-    expect(loadConfig({ PEAKPAY_MASTER_KEY: KEY, PEAKPAY_INGRESS_ACCEPTORS: '0' }).ingressAcceptors).toBe(0);
-    expect(() => loadConfig({ PEAKPAY_MASTER_KEY: KEY, PEAKPAY_INGRESS_ACCEPTORS: '257' })).toThrow(/PEAKPAY_INGRESS_ACCEPTORS/);
     expect(() => loadConfig({ PEAKPAY_MASTER_KEY: KEY, PEAKPAY_INGRESS_FRONT_DOOR_QUEUE: '-1' })).toThrow(/PEAKPAY_INGRESS_FRONT_DOOR_QUEUE/);
     expect(() => loadConfig({ PEAKPAY_MASTER_KEY: KEY, PEAKPAY_INGRESS_BACKLOG_LAG_MS: '2000' })).toThrow(/PEAKPAY_INGRESS_BACKLOG_LAG_MS: must be below/);
   });
