@@ -6,7 +6,9 @@ import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { runLoad } from '../../loadtest/lib/generator.ts';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { CLOSED_RAMP_MS, runLoad } from '../../loadtest/lib/generator.ts';
 import { checkLedger, paymentKey, walletKey, type Expected, type Observed } from '../../loadtest/lib/ledger-check.ts';
 import { automaticPayment, PaymentRequests, roundRobin, type BenchMerchant, type Ledger, type PaymentRef } from '../../loadtest/lib/payments.ts';
 import { listeningPort, spawnTs, type Proc } from '../../loadtest/lib/procs.ts';
@@ -47,6 +49,24 @@ describe('bench tooling', () => {
     expect(r.statuses).toEqual({ 202: r.requests });
     expect(r.latency.create?.count).toBe(r.requests);
     expect(ledger.unacknowledged).toEqual([]);
+  });
+
+  it('opens a closed load\'s connections spread over CLOSED_RAMP_MS, not in one burst', async () => {
+    const opened: number[] = [];
+    const server = createServer((_req, res) => res.end('{}'));
+    server.on('connection', () => opened.push(performance.now()));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const r = await runLoad(`http://127.0.0.1:${port}`, { kind: 'closed', connections: 8, durationS: 1 },
+        async (send) => (await send({ method: 'GET', path: '/', headers: {}, tag: 'get' })).status === 200);
+      expect(r.errors).toBe(0);
+      expect(opened).toHaveLength(8);
+      // The last worker starts 7/8 of the ramp after the first (timers never fire early by more than a ms).
+      expect((opened.at(-1) as number) - (opened[0] as number)).toBeGreaterThanOrEqual((CLOSED_RAMP_MS * 7) / 8 - 5);
+    } finally {
+      await new Promise<void>((r) => server.close(() => r()));
+    }
   });
 
   it('drives the naive stack open-loop, and the ledger check passes, then catches a planted doubled and a lost payment', async () => {
