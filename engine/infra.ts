@@ -1,7 +1,7 @@
 // Connections to NATS, Redis and Postgres, configured the same way in every process.
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import pg from 'pg';
 import pino, { type Logger } from 'pino';
@@ -79,11 +79,18 @@ export function pgPool(config: Config, max = 8, log?: Logger): pg.Pool {
 /** A process's stop must end, even when a server it talks to has gone away. */
 export const PROCESS_STOP_MS_MAX = 20_000;
 
-/** Runs a service as the process's main: SIGINT/SIGTERM stop it once, bounded, then exit. */
 /**
  * Lowers this process's scheduling priority to `nice` (0: leaves it). On Linux a niceness belongs
  * to each thread, so every thread already running (V8's and libuv's) is set; threads started later
  * (piscina workers) inherit it from the main thread. Lowering needs no privilege.
+ *
+ * Linux's autogroups (CONFIG_SCHED_AUTOGROUP, on in Debian's kernels) divide the CPU between
+ * sessions first and only then between the threads of a session by their niceness. The local
+ * stack's servers each lead a session of their own (nats-server, redis-server, and every
+ * PostgreSQL backend), so a niceness alone only ranks this process against its own session. A
+ * process that leads its session (`npm start` and the benchmark start each service so) therefore
+ * sets its session's niceness too; one that shares its parent's session leaves it, as that would
+ * lower its parent and siblings with it.
  */
 export function setNiceness(nice: number, log: Logger): void {
   if (!(Number.isInteger(nice) && nice >= 0 && nice <= 19)) throw new Error(`assertion: niceness ${nice} is not an integer 0-19`);
@@ -101,9 +108,48 @@ export function setNiceness(nice: number, log: Logger): void {
       log.warn({ err, tid }, 'could not lower the priority of a thread');
     }
   }
-  log.info({ nice }, 'running at a lower scheduling priority (PEAKPAY_BACKGROUND_NICE)');
+  const autogroup = leadsOwnSession() ? setAutogroupNice(nice, log) : false;
+  log.info({ nice, autogroup }, 'running at a lower scheduling priority (PEAKPAY_BACKGROUND_NICE)');
 }
 
+/** Whether this process is its session's leader (Linux: /proc/self/stat field 6); false elsewhere. */
+export function leadsOwnSession(): boolean {
+  try {
+    const stat = readFileSync('/proc/self/stat', 'utf8');
+    // After "pid (comm) ": state, ppid, pgrp, session. comm may hold spaces and parentheses.
+    const session = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[3]);
+    return session === process.pid;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Without CAP_SYS_ADMIN the kernel takes one autogroup change a tenth of a second, machine-wide
+ * (EAGAIN otherwise), and services starting together ask at once: a few bounded retries.
+ */
+const AUTOGROUP_TRIES_MAX = 5;
+const AUTOGROUP_RETRY_MS = 120;
+
+/** Sets the niceness of this process's autogroup; false where there are none (not Linux, or a kernel without them). */
+function setAutogroupNice(nice: number, log: Logger): boolean {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      writeFileSync('/proc/self/autogroup', String(nice));
+      return true;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EAGAIN' && attempt < AUTOGROUP_TRIES_MAX) {
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, AUTOGROUP_RETRY_MS); // once, at start-up
+        continue;
+      }
+      if (code !== 'ENOENT') log.warn({ err, nice }, "could not lower the priority of this process's session (autogroup)");
+      return false;
+    }
+  }
+}
+
+/** Runs a service as the process's main: SIGINT/SIGTERM stop it once, bounded, then exit. */
 export function stopOnSignals(service: { stop(): Promise<void> }): void {
   let stopping = false;
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {

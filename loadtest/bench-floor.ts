@@ -30,7 +30,11 @@ import { cpuBetween, cpuSnapshot } from './lib/cpu.ts';
 import { runLoad } from './lib/generator.ts';
 import { automaticPayment, PaymentRequests, roundRobin, type BenchMerchant, type Ledger } from './lib/payments.ts';
 import { deleteNamespaceKeys } from './lib/peakpay.ts';
-import { listeningPort, spawnTs } from './lib/procs.ts';
+import { killChildren, listeningPort, spawnTs } from './lib/procs.ts';
+
+// The ceiling server leads a session of its own (spawnTs): Ctrl-C reaches this script, whose exit stops it.
+process.on('exit', killChildren);
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => process.exit(130));
 
 const { values } = parseArgs({ options: { duration: { type: 'string', default: '5' } } });
 const DURATION_S = Number(values.duration);

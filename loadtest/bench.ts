@@ -34,6 +34,8 @@
 // (peakpay_bench, dropped and recreated) --profile DIR (V8 CPU profiles of engine, settlement and ingress).
 // Environment: BENCH_NODE_FLAGS="--flag …" is passed to the node of every process started here,
 // BENCH_NODE_FLAGS_<NAME> (ENGINE, SETTLEMENT, WEBHOOKS, INGRESS) to one of them (A/B of V8 flags).
+// BENCH_SAME_SESSION=1 starts the servers in the benchmark's own session, as before session 21,
+// instead of each in a session of its own (loadtest/lib/procs.ts; A/B of Linux's autogroups).
 import { randomBytes } from 'node:crypto';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -369,7 +371,7 @@ async function runSpike(p: Peakpay, ledger: Ledger): Promise<void> {
 
 // However the bench ends (an error nobody awaited, Ctrl-C), the servers it started end with it.
 process.on('exit', killChildren);
-for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => process.exit(130));
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => process.exit(130));
 process.on('unhandledRejection', (err) => {
   console.error(err);
   process.exit(1);

@@ -63,8 +63,17 @@ if (sandboxes) {
 const children = new Map<string, ChildProcess>();
 let stopping = false;
 
+/**
+ * Each service leads a session of its own (detached), as the stack's servers do: on Linux the
+ * scheduler divides the CPU between sessions first (autogroups), so services sharing this script's
+ * session would share one session's share, and a background niceness would rank them only against
+ * each other (engine/infra.ts, setNiceness). So Ctrl-C at the terminal reaches this script alone,
+ * which stops them (shutdown, below).
+ */
 function run(name: string, entry: string, extraEnv: NodeJS.ProcessEnv = {}): void {
-  const child = spawn(process.execPath, [...NODE_FLAGS, '--import', 'tsx', join(PROJECT_ROOT, entry)], { env: { ...env, ...extraEnv }, stdio: ['ignore', 'inherit', 'inherit'] });
+  const child = spawn(process.execPath, [...NODE_FLAGS, '--import', 'tsx', join(PROJECT_ROOT, entry)], {
+    env: { ...env, ...extraEnv }, stdio: ['ignore', 'inherit', 'inherit'], detached: true,
+  });
   children.set(name, child);
   child.on('exit', (code, signal) => {
     children.delete(name);
@@ -95,8 +104,12 @@ async function shutdown(exitCode: number): Promise<void> {
   await stackDown(stack.started, { log: say });
   process.exit(exitCode);
 }
-process.on('SIGINT', () => void shutdown(0));
-process.on('SIGTERM', () => void shutdown(0));
+// SIGHUP: the terminal closed. The services are in sessions of their own, so it reaches this script alone.
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => void shutdown(0));
+// However this script ends otherwise (an error nobody caught), the services end with it.
+process.on('exit', () => {
+  for (const child of children.values()) child.kill('SIGTERM');
+});
 
 // Everything shares this machine's cores: the background processes yield to the ingress, so that a
 // spike is accepted first (into JetStream) and worked off after (docs/ARCHITECTURE.md, "Spikes wait in JetStream").

@@ -25,7 +25,7 @@ export const isProcError = (err: unknown): err is ProcError => err instanceof Pr
 /** Every child still running: killed when this process dies, however it dies (killChildren). */
 const living = new Set<ChildProcess>();
 
-/** SIGTERM to every child still running, now (synchronous, so it works from an exit handler). */
+/** SIGTERM to every child still running, now (synchronous, so it works from an exit handler). They lead sessions of their own, so the terminal's signals do not reach them. */
 export function killChildren(): void {
   for (const c of living) c.kill('SIGTERM');
 }
@@ -38,7 +38,10 @@ export function spawnTs(name: string, entry: string, env: NodeJS.ProcessEnv, opt
   const extra = [process.env.BENCH_NODE_FLAGS, process.env[`BENCH_NODE_FLAGS_${name.toUpperCase()}`]]
     .flatMap((v) => (v ?? '').split(' ')).filter((f) => f !== '');
   const child = spawn(process.execPath, [...NODE_FLAGS, ...extra, ...prof, '--import', 'tsx', join(PROJECT_ROOT, entry)], {
-    env, stdio: ['ignore', 'pipe', opts.quiet ? 'ignore' : 'inherit'], cwd: PROJECT_ROOT,
+    // A session of its own, as `npm start` gives each service (scripts/start.ts, run): on Linux the
+    // CPU is divided between sessions first. Ctrl-C reaches the benchmark, whose exit stops it.
+    // BENCH_SAME_SESSION=1: in the benchmark's session, for A/B runs (docs/BENCHMARKS.md, session 21).
+    env, stdio: ['ignore', 'pipe', opts.quiet ? 'ignore' : 'inherit'], cwd: PROJECT_ROOT, detached: process.env.BENCH_SAME_SESSION !== '1',
   });
   if (child.pid === undefined) throw new ProcError(`${name}: could not start ${entry}`);
   living.add(child);
