@@ -25,7 +25,10 @@ export const isProcError = (err: unknown): err is ProcError => err instanceof Pr
 /** Every child still running: killed when this process dies, however it dies (killChildren). */
 const living = new Set<ChildProcess>();
 
-/** SIGTERM to every child still running, now (synchronous, so it works from an exit handler). They lead sessions of their own, so the terminal's signals do not reach them. */
+/**
+ * SIGTERM to every child still running, now (synchronous, so it works from an exit handler). They
+ * lead sessions of their own, so the terminal's signals do not reach them.
+ */
 export function killChildren(): void {
   for (const c of living) c.kill('SIGTERM');
 }
